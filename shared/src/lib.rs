@@ -1,0 +1,17 @@
+//! hashgate's core: everything that decides, with no cloud types in its API.
+//!
+//! - [`digest`]: algorithms, digest values, streaming multi-algorithm hashing.
+//! - [`lists`]: clearinghouse hash-list formats (plain text, CSV, Project VIC / VICS JSON).
+//! - [`store`]: the exact hash store trait and its embedded, file-backed implementation.
+//! - [`filter`]: bloom filter snapshots with a checked, versioned file format.
+//! - [`local`]: a local hash database directory (store + filter), and list imports.
+//! - [`scan`]: the scan decision (digests → filter → exact store → verdict).
+
+pub mod digest;
+pub mod filter;
+pub mod lists;
+pub mod local;
+pub mod scan;
+pub mod store;
+
+pub use digest::{Algorithm, AlgorithmSet, Digest, DigestSet};

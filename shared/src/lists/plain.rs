@@ -1,0 +1,261 @@
+//! Plain hash lists: one hex digest per line, the algorithm following from its length
+//! (32 characters MD5, 40 SHA-1, 64 SHA-256). `#` starts a comment, either on a line of its
+//! own or after the digest and some white space; blank lines are ignored.
+
+use std::io::Read;
+
+use super::lines::{error_at, Lines};
+use super::{ListEntry, ListError, Location, ParseOptions, ParseSummary, Provenance};
+use crate::digest::Digest;
+
+pub(super) fn parse<R: Read>(
+    reader: R,
+    options: &ParseOptions,
+    sink: &mut dyn FnMut(ListEntry) -> Result<(), String>,
+) -> Result<ParseSummary, ListError> {
+    let mut lines = Lines::new(reader, &options.source_name);
+    let mut summary = ParseSummary::default();
+    while let Some((number, text)) = lines.next_line()? {
+        let token = match digest_token(text) {
+            Ok(Some(token)) => token,
+            Ok(None) => continue,
+            Err(reason) => return Err(lines.error(number, reason)),
+        };
+        let digest = Digest::parse_hex(token).map_err(|e| lines.error(number, e.to_string()))?;
+        sink(ListEntry {
+            digest,
+            provenance: Provenance {
+                list: options.default_list.clone(),
+                id: None,
+                category: None,
+            },
+        })
+        .map_err(|reason| lines.error(number, reason))?;
+        summary.entries += 1;
+    }
+    if summary.entries == 0 {
+        return Err(error_at(
+            &options.source_name,
+            Location::File,
+            "no digests found (empty list)",
+        ));
+    }
+    Ok(summary)
+}
+
+/// The digest text of a line, `None` for a blank or comment line.
+fn digest_token(line: &str) -> Result<Option<&str>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let value = match line.find('#') {
+        Some(at) => {
+            let before = &line[..at];
+            if !before.ends_with(char::is_whitespace) {
+                return Err(format!(
+                    "unexpected \"#\" in {:?} (a comment after the digest needs white space before it)",
+                    shorten(line)
+                ));
+            }
+            before.trim_end()
+        }
+        None => line,
+    };
+    let mut words = value.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    let others = words.count();
+    if others > 0 {
+        return Err(format!(
+            "expected one digest per line, found {} values in {:?}",
+            others + 1,
+            shorten(value)
+        ));
+    }
+    Ok(Some(first))
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lines::test_support::{Endless, FailAfter};
+    use super::*;
+    use crate::digest::Algorithm;
+
+    const MD5: &str = "900150983cd24fb0d6963f7d28e17f72";
+    const SHA1: &str = "a9993e364706816aba3e25717850c26c9cd0d89d";
+    const SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn options() -> ParseOptions {
+        ParseOptions {
+            source_name: "lists/own.txt".into(),
+            default_list: "own".into(),
+        }
+    }
+
+    fn run<R: Read>(input: R) -> Result<(ParseSummary, Vec<ListEntry>), ListError> {
+        let mut entries = Vec::new();
+        let summary = parse(input, &options(), &mut |e| {
+            entries.push(e);
+            Ok(())
+        })?;
+        Ok((summary, entries))
+    }
+
+    fn err(input: &str) -> String {
+        run(input.as_bytes()).unwrap_err().to_string()
+    }
+
+    fn hexes(entries: &[ListEntry]) -> Vec<(Algorithm, String)> {
+        entries
+            .iter()
+            .map(|e| (e.digest.algorithm(), e.digest.to_hex()))
+            .collect()
+    }
+
+    #[test]
+    fn all_three_algorithms_with_provenance() {
+        let input = format!("{MD5}\n{SHA1}\n{SHA256}\n");
+        let (summary, entries) = run(input.as_bytes()).unwrap();
+        assert_eq!(
+            summary,
+            ParseSummary {
+                entries: 3,
+                skipped: 0
+            }
+        );
+        assert_eq!(
+            hexes(&entries),
+            vec![
+                (Algorithm::Md5, MD5.to_string()),
+                (Algorithm::Sha1, SHA1.to_string()),
+                (Algorithm::Sha256, SHA256.to_string()),
+            ]
+        );
+        for e in &entries {
+            assert_eq!(
+                e.provenance,
+                Provenance {
+                    list: "own".into(),
+                    id: None,
+                    category: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn comments_blanks_whitespace_crlf_bom_uppercase() {
+        let input = format!(
+            "\u{feff}# exported 2024-05-01\r\n\r\n   \t\r\n  {}  \r\n{SHA1}  # reviewed\r\n\t# indented comment\n{SHA256}\t#tab comment",
+            MD5.to_uppercase()
+        );
+        let (summary, entries) = run(input.as_bytes()).unwrap();
+        assert_eq!(summary.entries, 3);
+        assert_eq!(
+            hexes(&entries),
+            vec![
+                (Algorithm::Md5, MD5.to_string()),
+                (Algorithm::Sha1, SHA1.to_string()),
+                (Algorithm::Sha256, SHA256.to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_hex_names_file_line_and_reason() {
+        let input = format!("# header\n{MD5}\nxyz\n");
+        assert_eq!(
+            err(&input),
+            "lists/own.txt:3: not a hex digest: \"xyz\" (contains a character that is not 0-9 or a-f)"
+        );
+    }
+
+    #[test]
+    fn wrong_length_is_an_error() {
+        let input = format!("{MD5}\n{}\n", &SHA1[..39]);
+        assert_eq!(
+            err(&input),
+            format!(
+                "lists/own.txt:2: not an MD5, SHA-1 or SHA-256 digest: \"{}\" (39 hex characters, expected 32, 40 or 64)",
+                &SHA1[..39]
+            )
+        );
+    }
+
+    #[test]
+    fn two_values_on_a_line_is_an_error() {
+        let input = format!("{MD5} {SHA1}\n");
+        let e = run(input.as_bytes()).unwrap_err();
+        assert_eq!(e.location, Location::Line(1));
+        assert!(
+            e.reason
+                .starts_with("expected one digest per line, found 2 values"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hash_glued_to_the_digest_is_an_error() {
+        let e = run(format!("{MD5}#note\n").as_bytes()).unwrap_err();
+        assert_eq!(e.location, Location::Line(1));
+        assert!(e.reason.starts_with("unexpected \"#\""), "{e}");
+    }
+
+    #[test]
+    fn empty_file_and_comment_only_file_are_errors() {
+        assert_eq!(err(""), "lists/own.txt: no digests found (empty list)");
+        let e = run(&b"# nothing here\n\n  \n"[..]).unwrap_err();
+        assert_eq!(e.location, Location::File);
+        assert_eq!(e.reason, "no digests found (empty list)");
+    }
+
+    #[test]
+    fn sink_error_stops_at_the_current_line() {
+        let input = format!("{MD5}\n\n{SHA1}\n{SHA256}\n");
+        let mut seen = 0;
+        let e = parse(input.as_bytes(), &options(), &mut |_| {
+            seen += 1;
+            if seen == 2 {
+                Err("store is full".into())
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "lists/own.txt:3: store is full");
+        assert_eq!(seen, 2);
+    }
+
+    #[test]
+    fn a_2_gib_line_is_refused_after_a_bounded_read() {
+        let mut source = Endless::two_gib();
+        let e = run(&mut source).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "lists/own.txt:1: line is longer than 65536 bytes"
+        );
+        assert!(source.pulled < 256 * 1024, "pulled {} bytes", source.pulled);
+    }
+
+    #[test]
+    fn read_error_is_reported() {
+        let input = format!("{MD5}\n{SHA1}");
+        let e = run(FailAfter {
+            data: input.as_bytes(),
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "lists/own.txt:2: read error: disk on fire");
+    }
+}

@@ -1,0 +1,206 @@
+//! The scan decision: digests → filter → exact store → verdict.
+//!
+//! Sans-IO in two steps so each is testable without a store: [`candidates`] picks the
+//! digests the filter cannot rule out, the caller looks those up in its exact store, and
+//! [`conclude`] turns the answer into a [`Decision`]. [`decide`] runs both against any
+//! [`HashStore`]. A filter hit alone never matches (invariant 4): only the store's answer does.
+
+use serde::Serialize;
+
+use crate::digest::{Algorithm, Digest, DigestSet};
+use crate::filter::FilterSnapshot;
+use crate::store::{HashStore, StoreError, StoredDigest};
+
+/// How digests are screened before the exact store is asked.
+#[derive(Clone, Copy, Debug)]
+pub enum Screen<'a> {
+    /// A filter built from the store's current version: what it rules out is not on any list.
+    Filter(&'a FilterSnapshot),
+    /// No usable filter (missing, or older than the store): every digest goes to the store.
+    StoreOnly,
+}
+
+/// One list entry that a scanned object's digest is on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Match {
+    pub algorithm: Algorithm,
+    pub digest: Digest,
+    pub list: String,
+    pub category: Option<String>,
+    pub id: Option<String>,
+}
+
+/// The verdict on one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// None of its digests is on any list.
+    Clean,
+    /// On at least one list; every matching entry, with its provenance.
+    Match(Vec<Match>),
+}
+
+impl Verdict {
+    pub fn is_match(&self) -> bool {
+        matches!(self, Verdict::Match(_))
+    }
+    pub fn matches(&self) -> &[Match] {
+        match self {
+            Verdict::Clean => &[],
+            Verdict::Match(m) => m,
+        }
+    }
+}
+
+/// A verdict and how it was reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// Digests the exact store was asked about.
+    pub store_lookups: u32,
+    /// Digests the filter let through that the store did not confirm.
+    pub filter_false_positives: u32,
+}
+
+/// Step 1: the digests that must be checked against the exact store.
+pub fn candidates(screen: Screen<'_>, digests: &DigestSet) -> Vec<Digest> {
+    match screen {
+        Screen::Filter(filter) => digests.iter().filter(|d| filter.may_contain(d)).collect(),
+        Screen::StoreOnly => digests.iter().collect(),
+    }
+}
+
+/// Step 2: the verdict, from the candidates and what the store said about them.
+pub fn conclude(screen: Screen<'_>, candidates: &[Digest], found: Vec<StoredDigest>) -> Decision {
+    let mut matches = Vec::new();
+    let mut confirmed = 0u32;
+    for stored in found {
+        // Only answers about digests we asked for count; anything else is the store's bug
+        // and must not turn into a match.
+        if !candidates.contains(&stored.digest) || stored.provenance.is_empty() {
+            continue;
+        }
+        confirmed += 1;
+        for p in stored.provenance {
+            matches.push(Match {
+                algorithm: stored.digest.algorithm(),
+                digest: stored.digest,
+                list: p.list,
+                category: p.category,
+                id: p.id,
+            });
+        }
+    }
+    let filter_false_positives = match screen {
+        Screen::Filter(_) => candidates.len() as u32 - confirmed.min(candidates.len() as u32),
+        Screen::StoreOnly => 0,
+    };
+    Decision {
+        verdict: if matches.is_empty() {
+            Verdict::Clean
+        } else {
+            Verdict::Match(matches)
+        },
+        store_lookups: candidates.len() as u32,
+        filter_false_positives,
+    }
+}
+
+/// Decide on one object's digests.
+pub async fn decide<S: HashStore>(
+    store: &S,
+    screen: Screen<'_>,
+    digests: &DigestSet,
+) -> Result<Decision, StoreError> {
+    let candidates = candidates(screen, digests);
+    let found = if candidates.is_empty() {
+        Vec::new()
+    } else {
+        store.lookup(&candidates).await?
+    };
+    Ok(conclude(screen, &candidates, found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::{digest_bytes, AlgorithmSet};
+    use crate::lists::Provenance;
+
+    fn provenance(list: &str) -> Provenance {
+        Provenance {
+            list: list.into(),
+            id: Some("42".into()),
+            category: Some("1".into()),
+        }
+    }
+
+    #[test]
+    fn filter_rules_out_and_store_confirms() {
+        let bad = digest_bytes(b"known bad", AlgorithmSet::ALL);
+        let clean = digest_bytes(b"holiday photo", AlgorithmSet::ALL);
+        let md5 = bad.get(Algorithm::Md5).unwrap();
+        let mut b = FilterSnapshot::builder(1, 1e-6).unwrap();
+        b.insert(&md5);
+        let filter = b.finish(1).unwrap();
+        let screen = Screen::Filter(&filter);
+
+        assert!(candidates(screen, &clean).is_empty());
+        let c = candidates(screen, &bad);
+        assert_eq!(c, vec![md5]);
+        let found = vec![StoredDigest {
+            digest: md5,
+            provenance: vec![provenance("ncmec"), provenance("iwf")],
+        }];
+        let d = conclude(screen, &c, found);
+        assert_eq!(d.filter_false_positives, 0);
+        let lists: Vec<_> = d
+            .verdict
+            .matches()
+            .iter()
+            .map(|m| m.list.as_str())
+            .collect();
+        assert_eq!(lists, ["ncmec", "iwf"]);
+        assert_eq!(d.verdict.matches()[0].algorithm, Algorithm::Md5);
+    }
+
+    #[test]
+    fn filter_hit_without_store_confirmation_is_clean() {
+        let digests = digest_bytes(b"x", AlgorithmSet::ALL);
+        let mut b = FilterSnapshot::builder(3, 1e-6).unwrap();
+        for d in digests.iter() {
+            b.insert(&d);
+        }
+        let filter = b.finish(1).unwrap();
+        let screen = Screen::Filter(&filter);
+        let c = candidates(screen, &digests);
+        assert_eq!(c.len(), 3);
+        let d = conclude(screen, &c, vec![]);
+        assert_eq!(d.verdict, Verdict::Clean);
+        assert_eq!(d.filter_false_positives, 3);
+        assert_eq!(d.store_lookups, 3);
+    }
+
+    #[test]
+    fn answers_about_digests_not_asked_for_are_ignored() {
+        let asked = digest_bytes(b"a", AlgorithmSet::ALL);
+        let other = digest_bytes(b"b", AlgorithmSet::ALL)
+            .get(Algorithm::Md5)
+            .unwrap();
+        let c = candidates(Screen::StoreOnly, &asked);
+        let d = conclude(
+            Screen::StoreOnly,
+            &c,
+            vec![StoredDigest {
+                digest: other,
+                provenance: vec![provenance("l")],
+            }],
+        );
+        assert_eq!(d.verdict, Verdict::Clean);
+    }
+
+    #[test]
+    fn store_only_asks_about_everything() {
+        let digests = digest_bytes(b"a", AlgorithmSet::ALL);
+        assert_eq!(candidates(Screen::StoreOnly, &digests).len(), 3);
+    }
+}
