@@ -34,6 +34,8 @@ const MAGIC: &[u8; 8] = b"HGFILTER";
 pub const FORMAT_VERSION: u16 = 1;
 const HEADER_LEN: usize = 88;
 const CHECKSUMMED_HEADER: usize = 56;
+/// Smallest number of entries a filter is sized for (a few KiB at the default rate).
+const MIN_CAPACITY: u64 = 1024;
 /// Default false-positive rate: one "maybe" per million clean digests.
 pub const DEFAULT_FP_RATE: f64 = 1e-6;
 
@@ -302,8 +304,10 @@ impl FilterBuilder {
                 "seed halves are equal: every probe would hit the same bit".into(),
             ));
         }
-        // An empty filter is valid (it rejects everything); size it for at least one entry.
-        let items = usize::try_from(capacity.max(1))
+        // Size for at least MIN_CAPACITY entries: a tiny bitmap (32 bits for one entry) lets
+        // the crate's double hashing cycle over a handful of bits, so small lists would see
+        // false-positive rates far above the configured one. An empty filter is valid.
+        let items = usize::try_from(capacity.max(MIN_CAPACITY))
             .map_err(|_| FilterError::Build(format!("{capacity} entries do not fit in memory")))?;
         let bloom = Bloom::new_for_fp_rate_with_seed(items, fp_rate, &seed)
             .map_err(|e| FilterError::Build(e.to_string()))?;
@@ -332,7 +336,7 @@ impl FilterBuilder {
 
     /// Finish. `store_version` is the version of the store snapshot the keys came from.
     pub fn finish(self, store_version: u64) -> Result<FilterSnapshot, FilterError> {
-        if self.entries > self.capacity.max(1) {
+        if self.entries > self.capacity.max(MIN_CAPACITY) {
             return Err(FilterError::Build(format!(
                 "{} entries inserted into a filter sized for {}",
                 self.entries, self.capacity
@@ -430,6 +434,20 @@ mod tests {
             hits > 0.0,
             "a bloom filter at 1e-3 must show some false positives"
         );
+    }
+
+    #[test]
+    fn small_filters_keep_their_rate_too() {
+        let p = 1e-3;
+        for _ in 0..20 {
+            let f = build(3, p);
+            let hits = md5s(0..100_000, 4).filter(|d| f.may_contain(d)).count() as f64;
+            assert!(
+                hits / 1e5 <= 2.0 * p,
+                "3-entry filter measured {}",
+                hits / 1e5
+            );
+        }
     }
 
     #[test]

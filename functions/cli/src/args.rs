@@ -1,0 +1,149 @@
+//! Command-line arguments. Every option with an environment variable is listed in the
+//! README's configuration table.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use hashgate_core::lists::ListFormat;
+use hashgate_core::{Algorithm, AlgorithmSet};
+
+/// hashgate: detect known child-sexual-abuse material by hash, before it spreads.
+///
+/// Imports clearinghouse hash lists into a local hash database (an exact store and its
+/// bloom filter snapshot), and scans files and directories against it.
+#[derive(Parser, Debug)]
+#[command(name = "hashgate", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Import, withdraw and count hash-list entries.
+    #[command(subcommand)]
+    Lists(ListsCommand),
+    /// Rebuild or inspect the bloom filter snapshot.
+    #[command(subcommand)]
+    Filter(FilterCommand),
+    /// Scan files and directories (recursively) against the hash database.
+    ///
+    /// Exit status: 0 when every file is clean, 1 when any file matched, 2 when any file
+    /// could not be scanned (this wins over 1: the run is incomplete) or on a usage error.
+    Scan(ScanArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListsCommand {
+    /// Import hash lists (or withdraw entries with --remove), then rebuild the filter.
+    ///
+    /// Each file is applied atomically: a file with one malformed record is refused whole,
+    /// with an error naming file, line (or JSON path) and reason, and the others still apply.
+    /// Re-importing a list is idempotent. Exit status 0 when every file applied, 2 otherwise.
+    Import(ImportArgs),
+    /// Entries per algorithm and list, and the filter snapshot's version and size.
+    Stats(StatsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FilterCommand {
+    /// Build a new filter snapshot from the store's current contents.
+    Rebuild(RebuildArgs),
+    /// Check a filter snapshot file and print its header.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DbArg {
+    /// Hash database directory (exact store and filter snapshot).
+    #[arg(long, env = "HASHGATE_DB", value_name = "DIR")]
+    pub db: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// List format; by default from the file name: .csv is csv, .json is vics, else plain.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<ListFormat>,
+    /// List the entries belong to; by default the file name without its extension. A CSV
+    /// `list` column overrides it row by row.
+    #[arg(long, value_name = "NAME")]
+    pub list: Option<String>,
+    /// Withdraw the files' entries from the list instead of adding them.
+    #[arg(long)]
+    pub remove: bool,
+    /// False-positive rate of the rebuilt filter.
+    #[arg(long, env = "HASHGATE_FILTER_FP_RATE", default_value_t = hashgate_core::filter::DEFAULT_FP_RATE, value_parser = parse_fp_rate)]
+    pub fp_rate: f64,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Hash-list files; `-` reads standard input (then --list is required).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// False-positive rate of the new filter.
+    #[arg(long, env = "HASHGATE_FILTER_FP_RATE", default_value_t = hashgate_core::filter::DEFAULT_FP_RATE, value_parser = parse_fp_rate)]
+    pub fp_rate: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Filter snapshot file.
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Print one JSON object per file (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also compute these digests (comma-separated: md5,sha1,sha256), beyond the ones the
+    /// imported lists need.
+    #[arg(long, value_parser = parse_algorithms, value_name = "ALGORITHMS")]
+    pub digests: Option<AlgorithmSet>,
+    /// Files scanned at once (default: one per core).
+    #[arg(long, env = "HASHGATE_SCAN_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Files and directories to scan; directories are walked recursively.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+fn parse_format(s: &str) -> Result<ListFormat, String> {
+    s.parse()
+}
+
+fn parse_fp_rate(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|_| format!("not a number: {s:?}"))?;
+    if p > 0.0 && p < 0.5 {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a false-positive rate in (0, 0.5)"))
+    }
+}
+
+fn parse_algorithms(s: &str) -> Result<AlgorithmSet, String> {
+    s.split(',')
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| a.parse::<Algorithm>().map_err(|e| e.to_string()))
+        .collect()
+}

@@ -1,0 +1,39 @@
+//! `hashgate`: the operator's command line. Thin: argument parsing and output here, every
+//! decision in `hashgate-core`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod args;
+mod import;
+mod output;
+mod scan;
+mod stats;
+
+use args::{Cli, Command, FilterCommand, ListsCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HASHGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Lists(ListsCommand::Import(a)) => import::run(a),
+        Command::Lists(ListsCommand::Stats(a)) => stats::run(a),
+        Command::Filter(FilterCommand::Rebuild(a)) => stats::rebuild(a),
+        Command::Filter(FilterCommand::Inspect(a)) => stats::inspect(a),
+        Command::Scan(a) => scan::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hashgate: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

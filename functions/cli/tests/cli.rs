@@ -1,0 +1,451 @@
+//! The `hashgate` binary end to end: real list files in every format, real files and
+//! directories, exit codes, JSON output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn fixture(name: &str) -> String {
+    fixtures().join(name).display().to_string()
+}
+
+fn hashgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(args)
+        .env_remove("HASHGATE_DB")
+        .env_remove("HASHGATE_FILTER_FP_RATE")
+        .output()
+        .expect("run hashgate")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally")
+}
+
+/// A database with every fixture list imported.
+fn imported_db() -> tempfile::TempDir {
+    let db = tempfile::tempdir().unwrap();
+    let dbp = db.path().to_str().unwrap();
+    let out = hashgate(&[
+        "lists",
+        "import",
+        "--db",
+        dbp,
+        &fixture("plain.txt"),
+        &fixture("clearinghouse.csv"),
+        &fixture("projectvic-1.3.json"),
+        &fixture("projectvic-2.0.json"),
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    db
+}
+
+fn scan_json(db: &Path, paths: &[&str]) -> (i32, Vec<Value>) {
+    let mut args = vec!["scan", "--json", "--db", db.to_str().unwrap()];
+    args.extend_from_slice(paths);
+    let out = hashgate(&args);
+    let lines = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    (code(&out), lines)
+}
+
+fn by_name<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("no line for {name} in {lines:?}"))
+}
+
+#[test]
+fn import_every_format_then_scan_a_directory() {
+    let db = imported_db();
+    let stats = hashgate(&[
+        "lists",
+        "stats",
+        "--json",
+        "--db",
+        db.path().to_str().unwrap(),
+    ]);
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let digests: Vec<u64> = stats["digests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_u64().unwrap())
+        .collect();
+    // md5: samples 1,3,5,6; sha1: 3,4,5,6; sha256: 2
+    assert_eq!(digests, [4, 4, 1]);
+    assert_eq!(stats["filter_current"], true);
+    assert_eq!(stats["filter"]["entries"], 9);
+
+    let (status, lines) = scan_json(db.path(), &[&fixture("files")]);
+    assert_eq!(status, 1, "matches and no errors: exit 1");
+    assert_eq!(lines.len(), 8);
+    for n in 1..=6 {
+        let line = by_name(&lines, &format!("sample-{n}.txt"));
+        assert_eq!(line["verdict"], "match", "sample-{n}: {line}");
+        assert_eq!(line["error"], Value::Null);
+        assert_eq!(line["bytes"], 18);
+    }
+    for clean in ["clean-1.txt", "clean-empty.txt"] {
+        let line = by_name(&lines, clean);
+        assert_eq!(line["verdict"], "clean");
+        assert_eq!(line["matches"], Value::Array(vec![]));
+    }
+    // Exactly the algorithms the lists need are computed.
+    let digests = by_name(&lines, "clean-1.txt")["digests"]
+        .as_object()
+        .unwrap();
+    let algs: Vec<&str> = digests.keys().map(String::as_str).collect();
+    assert_eq!(algs, ["md5", "sha1", "sha256"]);
+    assert_eq!(
+        digests["md5"], "1685f584ae41ce2e320afc831d1d2386",
+        "md5 of 'an ordinary holiday photo\\n'"
+    );
+
+    // Provenance: list, category and id from the CSV; both digests of sample-3 matched.
+    let m = &by_name(&lines, "sample-3.txt")["matches"];
+    let m: Vec<(&str, &str, &str, &str)> = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["algorithm"].as_str().unwrap(),
+                m["list"].as_str().unwrap(),
+                m["category"].as_str().unwrap(),
+                m["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        m,
+        [
+            ("md5", "clearinghouse", "A1", "CH-0003"),
+            ("sha1", "clearinghouse", "A1", "CH-0003")
+        ]
+    );
+    let vic = &by_name(&lines, "sample-5.txt")["matches"][0];
+    assert_eq!(vic["list"], "projectvic-1.3");
+    assert_eq!(vic["id"], "105");
+    assert_eq!(vic["category"], "1");
+    let plain = &by_name(&lines, "sample-2.txt")["matches"][0];
+    assert_eq!(plain["algorithm"], "sha256");
+    assert_eq!(plain["list"], "plain");
+}
+
+#[test]
+fn exit_status_zero_when_all_clean() {
+    let db = imported_db();
+    let (status, lines) = scan_json(db.path(), &[&fixture("files/clean-1.txt")]);
+    assert_eq!(status, 0);
+    assert_eq!(lines[0]["verdict"], "clean");
+}
+
+#[test]
+fn text_output_names_lists() {
+    let db = imported_db();
+    let out = hashgate(&[
+        "scan",
+        "--db",
+        db.path().to_str().unwrap(),
+        &fixture("files/sample-4.txt"),
+        &fixture("files/clean-1.txt"),
+    ]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("MATCH  "), "{text}");
+    assert!(
+        lines[0].ends_with("(sha1 40e04972b0c0ef86cdfc6a0c1ed23eea3f352baf on clearinghouse, category B, trade, id CH-0004)"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("clean  "), "{text}");
+    assert!(stderr(&out).contains("scanned 2 files"), "{}", stderr(&out));
+}
+
+#[test]
+fn unreadable_broken_and_special_files_are_errors_and_the_run_goes_on() {
+    let db = imported_db();
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    std::fs::copy(fixture("files/sample-1.txt"), t.join("a-match.txt")).unwrap();
+    std::fs::write(t.join("b-clean.txt"), b"fine").unwrap();
+    std::os::unix::fs::symlink(t.join("missing"), t.join("c-broken-link")).unwrap();
+    let fifo = t.join("d-fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir(t.join("e-dir")).unwrap();
+    std::fs::write(t.join("e-dir/f-nested.txt"), b"nested").unwrap();
+    std::os::unix::fs::symlink(t, t.join("e-dir/g-loop")).unwrap();
+    let unreadable = t.join("h-unreadable.txt");
+    std::fs::write(&unreadable, b"secret").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let running_as_root = std::fs::read(&unreadable).is_ok();
+
+    let missing = t.join("no-such-file");
+    let (status, lines) = scan_json(db.path(), &[t.to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_eq!(
+        status, 2,
+        "any failure: exit 2, even with a match: {lines:?}"
+    );
+    assert_eq!(by_name(&lines, "a-match.txt")["verdict"], "match");
+    assert_eq!(by_name(&lines, "b-clean.txt")["verdict"], "clean");
+    assert_eq!(by_name(&lines, "f-nested.txt")["verdict"], "clean");
+    let broken = by_name(&lines, "c-broken-link");
+    assert_eq!(broken["verdict"], "error");
+    assert_eq!(broken["error"], "broken symbolic link");
+    let fifo = by_name(&lines, "d-fifo");
+    assert_eq!(fifo["error"], "not a regular file (named pipe)");
+    let looped = by_name(&lines, "g-loop");
+    assert_eq!(looped["verdict"], "error");
+    assert!(
+        looped["error"].as_str().unwrap().contains("loop"),
+        "{looped}"
+    );
+    let missing = by_name(&lines, "no-such-file");
+    assert_eq!(missing["verdict"], "error");
+    assert!(
+        missing["error"].as_str().unwrap().contains("No such file"),
+        "{missing}"
+    );
+    if !running_as_root {
+        let u = by_name(&lines, "h-unreadable.txt");
+        assert_eq!(u["verdict"], "error");
+        assert!(
+            u["error"].as_str().unwrap().starts_with("cannot open"),
+            "{u}"
+        );
+    }
+    // Walk order is stable: sorted by name within each directory, roots in the order given.
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names.first(), Some(&"a-match.txt"));
+    assert_eq!(names.last(), Some(&"no-such-file"));
+}
+
+#[test]
+fn malformed_list_is_refused_whole_and_others_still_apply() {
+    let db = tempfile::tempdir().unwrap();
+    let dbp = db.path().to_str().unwrap();
+    let out = hashgate(&[
+        "lists",
+        "import",
+        "--db",
+        dbp,
+        &fixture("malformed.csv"),
+        &fixture("plain.txt"),
+    ]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:3: column \"md5\": not a hex digest: \"xyz\"",
+            fixture("malformed.csv")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing of"), "{err}");
+    let text = stdout(&out);
+    assert!(text.contains("rejected 1 file"), "{text}");
+
+    // The first row of malformed.csv was valid, and must not have been applied.
+    let (_, lines) = scan_json(db.path(), &[&fixture("files/sample-3.txt")]);
+    assert_eq!(
+        lines[0]["verdict"], "clean",
+        "nothing of the refused file applied"
+    );
+    let (_, lines) = scan_json(db.path(), &[&fixture("files/sample-1.txt")]);
+    assert_eq!(lines[0]["verdict"], "match", "the good file applied");
+}
+
+#[test]
+fn reimport_is_idempotent_and_removal_withdraws() {
+    let db = imported_db();
+    let dbp = db.path().to_str().unwrap();
+    let out = hashgate(&[
+        "lists",
+        "import",
+        "--json",
+        "--db",
+        dbp,
+        &fixture("plain.txt"),
+    ]);
+    assert_eq!(code(&out), 0);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["added"], 0);
+    assert_eq!(r["already_present"], 2);
+
+    let out = hashgate(&[
+        "lists",
+        "import",
+        "--json",
+        "--remove",
+        "--list",
+        "plain",
+        "--db",
+        dbp,
+        &fixture("withdrawn.txt"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["removed"], 1);
+    let (status, lines) = scan_json(db.path(), &[&fixture("files/sample-1.txt")]);
+    assert_eq!((status, &lines[0]["verdict"]), (0, &Value::from("clean")));
+}
+
+#[test]
+fn stdin_import_needs_a_list_name() {
+    let db = tempfile::tempdir().unwrap();
+    let out = hashgate(&["lists", "import", "--db", db.path().to_str().unwrap(), "-"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("needs --list NAME"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_2_gb_line_is_refused_quickly() {
+    let db = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.txt");
+    // Sparse: 2 GiB of NUL bytes and no newline, costing no disk.
+    let f = std::fs::File::create(&huge).unwrap();
+    f.set_len(2 << 30).unwrap();
+    let out = hashgate(&[
+        "lists",
+        "import",
+        "--db",
+        db.path().to_str().unwrap(),
+        huge.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:1: line is longer than 65536 bytes",
+            huge.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn damaged_or_stale_filter_never_hides_a_match() {
+    let db = imported_db();
+    let dbp = db.path().to_str().unwrap();
+    let filter = db.path().join("filter.hgf");
+
+    // Stale: keep the filter from before a new list is imported.
+    let old = std::fs::read(&filter).unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    let list = extra.path().join("late.txt");
+    std::fs::write(&list, "1685f584ae41ce2e320afc831d1d2386\n").unwrap(); // clean-1.txt
+    assert_eq!(
+        code(&hashgate(&[
+            "lists",
+            "import",
+            "--db",
+            dbp,
+            list.to_str().unwrap()
+        ])),
+        0
+    );
+    std::fs::write(&filter, &old).unwrap();
+    let out = hashgate(&["scan", "--json", "--db", dbp, &fixture("files/clean-1.txt")]);
+    assert_eq!(
+        code(&out),
+        1,
+        "found through the store despite the stale filter"
+    );
+    assert!(
+        stderr(&out).contains("was built from store version"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Damaged: flip a byte of the bitmap.
+    let mut bytes = old.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&filter, &bytes).unwrap();
+    let out = hashgate(&["scan", "--db", dbp, &fixture("files/sample-1.txt")]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("REFUSED"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checksum mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hashgate(&["filter", "inspect", filter.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("checksum mismatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Rebuilding repairs it.
+    assert_eq!(code(&hashgate(&["filter", "rebuild", "--db", dbp])), 0);
+    let out = hashgate(&["filter", "inspect", filter.to_str().unwrap()]);
+    assert_eq!(code(&out), 0);
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["entries"], 10);
+}
+
+#[test]
+fn scan_without_a_database_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hashgate(&[
+        "scan",
+        "--db",
+        dir.path().join("none").to_str().unwrap(),
+        &fixture("files"),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no hash store here"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn help_is_everywhere() {
+    for args in [
+        vec!["--help"],
+        vec!["lists", "--help"],
+        vec!["lists", "import", "--help"],
+        vec!["lists", "stats", "--help"],
+        vec!["scan", "--help"],
+        vec!["filter", "rebuild", "--help"],
+        vec!["filter", "inspect", "--help"],
+    ] {
+        let out = hashgate(&args);
+        assert_eq!(code(&out), 0, "{args:?}");
+        assert!(stdout(&out).contains("Usage: hashgate"), "{args:?}");
+    }
+}
