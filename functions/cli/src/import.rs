@@ -81,9 +81,14 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 result.stats = Some(stats);
                 if !args.json {
                     println!(
-                        "{}: {} entries ({}, list {}): {}",
+                        "{}: {} {} ({}, list {}): {}",
                         result.file,
                         thousands(summary.entries),
+                        if summary.entries == 1 {
+                            "entry"
+                        } else {
+                            "entries"
+                        },
                         result.format,
                         result.list,
                         describe(&stats, args.remove)

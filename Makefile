@@ -1,0 +1,41 @@
+# hashgate — every entry point a newcomer needs. `make help` lists them.
+#
+# Everything installs what it needs itself; nothing here relies on tools installed by hand
+# beyond the Rust toolchain that the machine image ships.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# One target directory for every build, so nothing is compiled twice.
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+.PHONY: help run test lint fmt unit bench bench-engines clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+run: ## The whole flow locally, on generated sample data
+	$(CARGO) build -p hashgate-cli
+	HASHGATE=$(CARGO_TARGET_DIR)/debug/hashgate scripts/run-local.sh
+
+test: lint unit ## Everything CI runs: formatting, lints, every test
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: ## The test suites (unit, CLI end to end, multi-GiB digests)
+	$(CARGO) test --workspace
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: ## Benchmarks side by side with their references; rewrites BENCHMARKS.md's results
+	@command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+	$(CARGO) build --release -p hashgate-cli -p hashgate-bench
+	$(CARGO_TARGET_DIR)/release/hashgate-bench --write BENCHMARKS.md
+
+bench-engines: ## Compare embedded storage engines for the exact store (10M entries)
+	$(CARGO) run --release -p hashgate-bench --features engines --bin store-engines -- 10000000
+
+clean: ## Remove build output and local state
+	rm -rf $(CARGO_TARGET_DIR) .local
