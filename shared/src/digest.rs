@@ -328,7 +328,7 @@ fn check_hex_chars(text: &str) -> Result<(), DigestError> {
 }
 
 /// Keep error messages readable when the offending value is enormous.
-fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     const MAX: usize = 80;
     if text.len() <= MAX {
         return text.to_string();

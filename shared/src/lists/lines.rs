@@ -131,6 +131,29 @@ impl<'s, R: Read> Lines<'s, R> {
 pub(super) mod test_support {
     use std::io::{self, Read};
 
+    use crate::lists::{ListEntry, ListError, ParseOptions, ParseSummary};
+
+    pub(crate) const MD5: &str = "900150983cd24fb0d6963f7d28e17f72";
+    pub(crate) const SHA1: &str = "a9993e364706816aba3e25717850c26c9cd0d89d";
+    pub(crate) const SHA256: &str =
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    type Sink<'a> = &'a mut dyn FnMut(ListEntry) -> Result<(), String>;
+
+    /// Run a parser over `input`, collecting what it hands to its sink.
+    pub(crate) fn collect<R: Read>(
+        parse: impl FnOnce(R, &ParseOptions, Sink<'_>) -> Result<ParseSummary, ListError>,
+        input: R,
+        options: &ParseOptions,
+    ) -> Result<(ParseSummary, Vec<ListEntry>), ListError> {
+        let mut entries = Vec::new();
+        let summary = parse(input, options, &mut |e| {
+            entries.push(e);
+            Ok(())
+        })?;
+        Ok((summary, entries))
+    }
+
     /// Yields `remaining` copies of `byte` without ever holding them, counting what was pulled.
     pub(crate) struct Endless {
         pub(crate) byte: u8,

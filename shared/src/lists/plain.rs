@@ -6,7 +6,7 @@ use std::io::Read;
 
 use super::lines::{error_at, Lines};
 use super::{ListEntry, ListError, Location, ParseOptions, ParseSummary, Provenance};
-use crate::digest::Digest;
+use crate::digest::{shorten, Digest};
 
 pub(super) fn parse<R: Read>(
     reader: R,
@@ -75,27 +75,11 @@ fn digest_token(line: &str) -> Result<Option<&str>, String> {
     Ok(Some(first))
 }
 
-fn shorten(text: &str) -> String {
-    const MAX: usize = 80;
-    if text.len() <= MAX {
-        return text.to_string();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::lines::test_support::{Endless, FailAfter};
+    use super::super::lines::test_support::{collect, Endless, FailAfter, MD5, SHA1, SHA256};
     use super::*;
     use crate::digest::Algorithm;
-
-    const MD5: &str = "900150983cd24fb0d6963f7d28e17f72";
-    const SHA1: &str = "a9993e364706816aba3e25717850c26c9cd0d89d";
-    const SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     fn options() -> ParseOptions {
         ParseOptions {
@@ -105,12 +89,7 @@ mod tests {
     }
 
     fn run<R: Read>(input: R) -> Result<(ParseSummary, Vec<ListEntry>), ListError> {
-        let mut entries = Vec::new();
-        let summary = parse(input, &options(), &mut |e| {
-            entries.push(e);
-            Ok(())
-        })?;
-        Ok((summary, entries))
+        collect(parse, input, &options())
     }
 
     fn err(input: &str) -> String {

@@ -512,12 +512,8 @@ impl<R: Read> Read for Sniff<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::lines::test_support::FailAfter;
+    use super::super::lines::test_support::{collect, FailAfter, MD5, SHA1, SHA256};
     use super::*;
-
-    const MD5: &str = "900150983cd24fb0d6963f7d28e17f72";
-    const SHA1: &str = "a9993e364706816aba3e25717850c26c9cd0d89d";
-    const SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     fn options() -> ParseOptions {
         ParseOptions {
@@ -527,12 +523,7 @@ mod tests {
     }
 
     fn run<R: Read>(input: R) -> Result<(ParseSummary, Vec<ListEntry>), ListError> {
-        let mut entries = Vec::new();
-        let summary = parse(input, &options(), &mut |e| {
-            entries.push(e);
-            Ok(())
-        })?;
-        Ok((summary, entries))
+        collect(parse, input, &options())
     }
 
     fn err(input: &str) -> ListError {
