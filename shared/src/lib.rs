@@ -1,6 +1,7 @@
 //! hashgate's core: everything that decides, with no cloud types in its API.
 //!
 //! - [`digest`]: algorithms, digest values, streaming multi-algorithm hashing.
+//! - [`event`]: upload events normalised from S3, SQS and EventBridge; case ids.
 //! - [`lists`]: clearinghouse hash-list formats (plain text, CSV, Project VIC / VICS JSON).
 //! - [`store`]: the exact hash store trait and its embedded, file-backed implementation.
 //! - [`filter`]: bloom filter snapshots with a checked, versioned file format.
@@ -8,6 +9,7 @@
 //! - [`scan`]: the scan decision (digests → filter → exact store → verdict).
 
 pub mod digest;
+pub mod event;
 pub mod filter;
 pub mod lists;
 pub mod local;

@@ -1,0 +1,569 @@
+//! Upload events, normalised from every trigger the scanner accepts:
+//!
+//! - S3 event notifications delivered directly (`{"Records":[{"eventSource":"aws:s3",…}]}`);
+//! - the same wrapped in SQS messages, in batches (`{"Records":[{"eventSource":"aws:sqs",
+//!   "messageId":…,"body":"<notification JSON>"}]}`), each message parsed on its own so one
+//!   malformed message fails alone;
+//! - EventBridge "Object Created" events from S3 (directly, or as an SQS message body);
+//! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, ignored.
+//!
+//! Parsing is lenient where S3-compatible stores and emulators differ (no `userIdentity`,
+//! `requestParameters`, `responseElements`, `sequencer` or `versionId` is normal) and strict
+//! where it matters: a record without a bucket or key, or with a key that does not decode,
+//! is an error naming the record. S3 notification keys arrive URL-encoded (`+` is a space)
+//! and are decoded; EventBridge keys arrive as they are.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::digest::to_hex;
+
+/// One version of one object: what was uploaded, and what is scanned and quarantined.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+    /// Present when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// The ETag from the event, without quotes.
+    pub etag: Option<String>,
+}
+
+impl ObjectRef {
+    /// The case id of a match on this object version: derived from (bucket, key, version id,
+    /// or ETag when unversioned), so duplicate, replayed and reordered events of the same
+    /// upload converge on one case, and an overwrite gets its own.
+    pub fn case_id(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let (tag, identity) = match (&self.version_id, &self.etag) {
+            (Some(v), _) => ("version", v.as_str()),
+            (None, Some(e)) => ("etag", e.as_str()),
+            (None, None) => ("none", ""),
+        };
+        for part in [self.bucket.as_str(), self.key.as_str(), tag, identity] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        format!("case-{}", &to_hex(&h.finalize())[..32])
+    }
+}
+
+/// Which trigger delivered an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    S3,
+    EventBridge,
+}
+
+/// An object was created (put, posted, copied, or a multipart upload completed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadEvent {
+    pub object: ObjectRef,
+    pub size: Option<u64>,
+    /// S3's ordering token for events on the same key, where sent.
+    pub sequencer: Option<String>,
+    /// e.g. `ObjectCreated:Put`, or EventBridge's reason `PutObject`.
+    pub event_name: String,
+    pub event_time: Option<String>,
+    pub trigger: Trigger,
+}
+
+/// What one notification record means for the scanner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// Scan this object version.
+    Upload(UploadEvent),
+    /// S3's `s3:TestEvent`: acknowledge and ignore.
+    Test { bucket: Option<String> },
+    /// Not an object creation (a delete, a restore…): ignore, with the reason for the log.
+    Ignored { reason: String },
+}
+
+/// A record that could not be understood, and where it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{place}: {reason}")]
+pub struct EventError {
+    /// e.g. `Records[2].s3.object.key`, or `message 5f0c…: body`.
+    pub place: String,
+    pub reason: String,
+}
+
+fn err(place: impl Into<String>, reason: impl Into<String>) -> EventError {
+    EventError {
+        place: place.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One SQS message of a batch, and what its body meant.
+#[derive(Debug)]
+pub struct SqsMessage {
+    pub message_id: String,
+    pub notices: Result<Vec<Notice>, EventError>,
+}
+
+/// A scanner invocation, by shape.
+#[derive(Debug)]
+pub enum Invocation {
+    /// S3 notifications or an EventBridge event handed to the function directly.
+    Direct(Vec<Notice>),
+    /// An SQS batch: answer with [`BatchResponse`] so only failed messages come back.
+    Sqs(Vec<SqsMessage>),
+}
+
+/// The SQS partial-batch response (`ReportBatchItemFailures`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+impl BatchResponse {
+    pub fn fail(&mut self, message_id: impl Into<String>) {
+        self.batch_item_failures.push(BatchItemFailure {
+            item_identifier: message_id.into(),
+        });
+    }
+}
+
+/// Classify a Lambda payload by shape and parse it. An SQS batch never fails as a whole:
+/// each message carries its own result.
+pub fn parse_invocation(payload: &Value) -> Result<Invocation, EventError> {
+    let records = payload.get("Records").and_then(Value::as_array);
+    let is_sqs = records.is_some_and(|r| {
+        r.first()
+            .and_then(|r| r.get("eventSource"))
+            .and_then(Value::as_str)
+            == Some("aws:sqs")
+    });
+    if !is_sqs {
+        return parse_notification(payload).map(Invocation::Direct);
+    }
+    let messages = records
+        .expect("checked above")
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            let message_id = record
+                .get("messageId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let Some(message_id) = message_id else {
+                // Without an id the message cannot be reported as failed on its own; the
+                // caller fails the batch, and SQS redelivers it.
+                return SqsMessage {
+                    message_id: String::new(),
+                    notices: Err(err(format!("Records[{i}]"), "SQS record without messageId")),
+                };
+            };
+            let notices = match record.get("body").and_then(Value::as_str) {
+                None => Err(err(
+                    format!("message {message_id}"),
+                    "SQS record without a string body",
+                )),
+                Some(body) => parse_body(body).map_err(|e| EventError {
+                    place: format!("message {message_id}: {}", e.place),
+                    reason: e.reason,
+                }),
+            };
+            SqsMessage {
+                message_id,
+                notices,
+            }
+        })
+        .collect();
+    Ok(Invocation::Sqs(messages))
+}
+
+/// Parse one notification body (an SQS message body, or a payload read elsewhere).
+pub fn parse_body(body: &str) -> Result<Vec<Notice>, EventError> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| err("body", format!("not JSON: {e}")))?;
+    parse_notification(&value)
+}
+
+/// Parse one notification document: S3 `Records`, an `s3:TestEvent`, or an EventBridge event.
+pub fn parse_notification(value: &Value) -> Result<Vec<Notice>, EventError> {
+    let Some(object) = value.as_object() else {
+        return Err(err("$", "expected a JSON object"));
+    };
+    if object.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(vec![Notice::Test {
+            bucket: object
+                .get("Bucket")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }]);
+    }
+    if let Some(records) = object.get("Records") {
+        let records = records
+            .as_array()
+            .ok_or_else(|| err("Records", "expected an array"))?;
+        return records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| s3_record(r, &format!("Records[{i}]")))
+            .collect();
+    }
+    if object.contains_key("detail-type") {
+        return eventbridge(value).map(|n| vec![n]);
+    }
+    Err(err(
+        "$",
+        "not an S3 notification (no \"Records\"), S3 test event or EventBridge event",
+    ))
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
+}
+
+fn required<'a>(v: &'a Value, path: &[&str], place: &str) -> Result<&'a str, EventError> {
+    let at = format!("{place}.{}", path.join("."));
+    match path.iter().try_fold(v, |v, k| v.get(k)) {
+        None | Some(Value::Null) => Err(err(at, "missing")),
+        Some(Value::String(s)) if s.is_empty() => Err(err(at, "empty")),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(err(at, format!("expected a string, found {other}"))),
+    }
+}
+
+fn optional_string(v: &Value, path: &[&str]) -> Option<String> {
+    str_at(v, path)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn size_at(v: &Value, path: &[&str], place: &str) -> Result<Option<u64>, EventError> {
+    match path.iter().try_fold(v, |v, k| v.get(k)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+            err(
+                format!("{place}.{}", path.join(".")),
+                format!("not a size: {n}"),
+            )
+        }),
+        // Some S3-compatible stores send numbers as strings.
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
+            err(
+                format!("{place}.{}", path.join(".")),
+                format!("not a size: {s:?}"),
+            )
+        }),
+        Some(other) => Err(err(
+            format!("{place}.{}", path.join(".")),
+            format!("not a size: {other}"),
+        )),
+    }
+}
+
+fn clean_etag(etag: Option<String>) -> Option<String> {
+    etag.map(|e| e.trim_matches('"').to_string())
+        .filter(|e| !e.is_empty())
+}
+
+fn s3_record(r: &Value, place: &str) -> Result<Notice, EventError> {
+    let event_name = required(r, &["eventName"], place)?;
+    if !event_name.starts_with("ObjectCreated:") {
+        return Ok(Notice::Ignored {
+            reason: format!("{place}: {event_name} is not an object creation"),
+        });
+    }
+    let bucket = required(r, &["s3", "bucket", "name"], place)?;
+    let raw_key = required(r, &["s3", "object", "key"], place)?;
+    let key =
+        url_decode_key(raw_key).map_err(|reason| err(format!("{place}.s3.object.key"), reason))?;
+    Ok(Notice::Upload(UploadEvent {
+        object: ObjectRef {
+            bucket: bucket.to_string(),
+            key,
+            version_id: optional_string(r, &["s3", "object", "versionId"]),
+            etag: clean_etag(optional_string(r, &["s3", "object", "eTag"])),
+        },
+        size: size_at(r, &["s3", "object", "size"], place)?,
+        sequencer: optional_string(r, &["s3", "object", "sequencer"]),
+        event_name: event_name.to_string(),
+        event_time: optional_string(r, &["eventTime"]),
+        trigger: Trigger::S3,
+    }))
+}
+
+fn eventbridge(v: &Value) -> Result<Notice, EventError> {
+    let place = "$";
+    let detail_type = required(v, &["detail-type"], place)?;
+    if detail_type != "Object Created" {
+        return Ok(Notice::Ignored {
+            reason: format!("EventBridge {detail_type:?} is not an object creation"),
+        });
+    }
+    let source = str_at(v, &["source"]).unwrap_or_default();
+    if source != "aws.s3" {
+        return Err(err(
+            "$.source",
+            format!("expected \"aws.s3\", found {source:?}"),
+        ));
+    }
+    let bucket = required(v, &["detail", "bucket", "name"], place)?;
+    let key = required(v, &["detail", "object", "key"], place)?;
+    Ok(Notice::Upload(UploadEvent {
+        object: ObjectRef {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: optional_string(v, &["detail", "object", "version-id"]),
+            etag: clean_etag(optional_string(v, &["detail", "object", "etag"])),
+        },
+        size: size_at(v, &["detail", "object", "size"], place)?,
+        sequencer: optional_string(v, &["detail", "object", "sequencer"]),
+        event_name: optional_string(v, &["detail", "reason"])
+            .unwrap_or_else(|| detail_type.to_string()),
+        event_time: optional_string(v, &["time"]),
+        trigger: Trigger::EventBridge,
+    }))
+}
+
+/// Decode an S3 notification key: `+` is a space, `%XX` a byte; the result must be UTF-8.
+pub fn url_decode_key(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad percent-escape at byte {i} of {raw:?}"))?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("{raw:?} does not decode to UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn s3_put(key: &str) -> Value {
+        json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-21T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:EXAMPLE"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {"x-amz-request-id": "R", "x-amz-id-2": "I"},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "scan",
+                "bucket": {"name": "uploads", "arn": "arn:aws:s3:::uploads"},
+                "object": {"key": key, "size": 1024, "eTag": "0123456789abcdef0123456789abcdef",
+                    "versionId": "v1", "sequencer": "0A1B2C3D4E5F678901"}}
+        }]})
+    }
+
+    fn upload(n: &Notice) -> &UploadEvent {
+        match n {
+            Notice::Upload(u) => u,
+            other => panic!("expected an upload, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn direct_s3_notification_with_encoded_key() {
+        let Invocation::Direct(notices) =
+            parse_invocation(&s3_put("photos/my+summer%2Bfun%20%F0%9F%8C%9E%25.jpg")).unwrap()
+        else {
+            panic!("direct")
+        };
+        let u = upload(&notices[0]);
+        assert_eq!(u.object.bucket, "uploads");
+        assert_eq!(u.object.key, "photos/my summer+fun 🌞%.jpg");
+        assert_eq!(u.object.version_id.as_deref(), Some("v1"));
+        assert_eq!(u.size, Some(1024));
+        assert_eq!(u.trigger, Trigger::S3);
+    }
+
+    #[test]
+    fn minimal_records_from_s3_compatible_stores_are_fine() {
+        let v = json!({"Records": [{"eventName": "ObjectCreated:CompleteMultipartUpload",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "k", "eTag": "\"abc-2\""}}}]});
+        let n = parse_notification(&v).unwrap();
+        let u = upload(&n[0]);
+        assert_eq!(u.object.etag.as_deref(), Some("abc-2"), "quotes stripped");
+        assert_eq!(
+            (u.size, &u.sequencer, &u.object.version_id),
+            (None, &None, &None)
+        );
+    }
+
+    #[test]
+    fn other_events_are_ignored_and_test_events_acknowledged() {
+        let v = json!({"Records": [{"eventName": "ObjectRemoved:Delete",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]});
+        assert!(
+            matches!(&parse_notification(&v).unwrap()[0], Notice::Ignored { reason } if reason.contains("ObjectRemoved:Delete"))
+        );
+        let t = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-21T10:00:00Z",
+            "Bucket": "uploads", "RequestId": "R", "HostId": "H"});
+        assert_eq!(
+            parse_notification(&t).unwrap(),
+            vec![Notice::Test {
+                bucket: Some("uploads".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn eventbridge_object_created_keys_are_not_decoded() {
+        let v = json!({"version": "0", "id": "x", "detail-type": "Object Created", "source": "aws.s3",
+            "account": "1", "time": "2026-11-21T10:00:00Z", "region": "eu-west-1",
+            "resources": ["arn:aws:s3:::uploads"],
+            "detail": {"version": "0", "bucket": {"name": "uploads"},
+                "object": {"key": "a+b%20c.zip", "size": 198524144, "etag": "4af9-12",
+                    "version-id": "uh", "sequencer": "0064"},
+                "request-id": "R", "requester": "1", "reason": "CompleteMultipartUpload"}});
+        let Invocation::Direct(n) = parse_invocation(&v).unwrap() else {
+            panic!()
+        };
+        let u = upload(&n[0]);
+        assert_eq!(u.object.key, "a+b%20c.zip");
+        assert_eq!(u.trigger, Trigger::EventBridge);
+        assert_eq!(u.event_name, "CompleteMultipartUpload");
+        let deleted = json!({"detail-type": "Object Deleted", "source": "aws.s3", "detail": {}});
+        assert!(matches!(
+            parse_notification(&deleted).unwrap()[0],
+            Notice::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn sqs_batch_isolates_malformed_messages() {
+        let good = s3_put("ok.jpg").to_string();
+        let eb = json!({"detail-type": "Object Created", "source": "aws.s3",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}})
+        .to_string();
+        let v = json!({"Records": [
+            {"messageId": "m1", "receiptHandle": "h", "body": good, "eventSource": "aws:sqs"},
+            {"messageId": "m2", "body": "{not json", "eventSource": "aws:sqs"},
+            {"messageId": "m3", "body": "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{}}}]}", "eventSource": "aws:sqs"},
+            {"messageId": "m4", "body": eb, "eventSource": "aws:sqs"},
+            {"messageId": "m5", "body": "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"bad%zz\"}}}]}", "eventSource": "aws:sqs"}
+        ]});
+        let Invocation::Sqs(messages) = parse_invocation(&v).unwrap() else {
+            panic!("sqs")
+        };
+        assert_eq!(messages.len(), 5);
+        assert_eq!(
+            upload(&messages[0].notices.as_ref().unwrap()[0]).object.key,
+            "ok.jpg"
+        );
+        let e2 = messages[1].notices.as_ref().unwrap_err();
+        assert!(
+            e2.to_string().starts_with("message m2: body: not JSON"),
+            "{e2}"
+        );
+        let e3 = messages[2].notices.as_ref().unwrap_err();
+        assert_eq!(
+            e3.to_string(),
+            "message m3: Records[0].s3.object.key: missing"
+        );
+        assert_eq!(
+            upload(&messages[3].notices.as_ref().unwrap()[0]).trigger,
+            Trigger::EventBridge
+        );
+        let e5 = messages[4].notices.as_ref().unwrap_err();
+        assert!(e5.reason.contains("bad percent-escape"), "{e5}");
+
+        let mut response = BatchResponse::default();
+        for m in &messages {
+            if m.notices.is_err() {
+                response.fail(&m.message_id);
+            }
+        }
+        assert_eq!(
+            serde_json::to_value(&response).unwrap(),
+            json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}, {"itemIdentifier": "m5"}]})
+        );
+    }
+
+    #[test]
+    fn unrecognised_payloads_say_so() {
+        let e = parse_notification(&json!({"hello": 1})).unwrap_err();
+        assert!(e.reason.contains("not an S3 notification"), "{e}");
+        let e = parse_notification(&json!({"Records": [{"eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": ""}, "object": {"key": "k"}}}]}))
+        .unwrap_err();
+        assert_eq!(e.to_string(), "Records[0].s3.bucket.name: empty");
+        let e = parse_notification(&json!({"Records": [{"eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "k", "size": -1}}}]}))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("Records[0].s3.object.size: not a size"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn url_decoding() {
+        assert_eq!(url_decode_key("a+b%2Bc%25d").unwrap(), "a b+c%d");
+        assert_eq!(url_decode_key("dir%2Fsub/x").unwrap(), "dir/sub/x");
+        assert!(url_decode_key("trailing%2").is_err());
+        assert!(url_decode_key("%ff%fe").is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn case_ids_converge_per_version_and_differ_across_versions() {
+        let base = ObjectRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: Some("v1".into()),
+            etag: Some("e1".into()),
+        };
+        let replay = ObjectRef {
+            etag: Some("other etag, same version".into()),
+            ..base.clone()
+        };
+        assert_eq!(base.case_id(), replay.case_id());
+        let overwrite = ObjectRef {
+            version_id: Some("v2".into()),
+            ..base.clone()
+        };
+        assert_ne!(base.case_id(), overwrite.case_id());
+        let unversioned = ObjectRef {
+            version_id: None,
+            ..base.clone()
+        };
+        let unversioned_overwrite = ObjectRef {
+            etag: Some("e2".into()),
+            ..unversioned.clone()
+        };
+        assert_ne!(unversioned.case_id(), unversioned_overwrite.case_id());
+        // Field boundaries are unambiguous.
+        let shifted = ObjectRef {
+            bucket: "bk".into(),
+            key: "".into(),
+            ..base.clone()
+        };
+        let unshifted = ObjectRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            ..base.clone()
+        };
+        assert_ne!(shifted.case_id(), unshifted.case_id());
+        assert!(base.case_id().starts_with("case-") && base.case_id().len() == 37);
+    }
+}
