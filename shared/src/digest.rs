@@ -292,6 +292,13 @@ impl Serialize for Digest {
     }
 }
 
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Digest::parse_hex(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A digest's storage/filter key (see [`Digest::key`]), kept on the stack.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DigestKey {

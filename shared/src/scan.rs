@@ -5,7 +5,7 @@
 //! [`conclude`] turns the answer into a [`Decision`]. [`decide`] runs both against any
 //! [`HashStore`]. A filter hit alone never matches (invariant 4): only the store's answer does.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::digest::{Algorithm, Digest, DigestSet};
 use crate::filter::FilterSnapshot;
@@ -21,7 +21,7 @@ pub enum Screen<'a> {
 }
 
 /// One list entry that a scanned object's digest is on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
     pub algorithm: Algorithm,
     pub digest: Digest,
