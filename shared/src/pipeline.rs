@@ -1,0 +1,706 @@
+//! One upload, end to end: HEAD → fast path or one streaming read → decision → clean tag or
+//! the quarantine protocol. Storage is reached only through the ports defined here
+//! ([`ObjectStore`], [`CaseStore`], [`Notifier`], and [`HashStore`]); the AWS adapters
+//! implement them for S3, DynamoDB, SQS and EventBridge, and the tests with memory.
+//!
+//! Every outcome is explicit (invariant 5): an object that vanished, was replaced, is too
+//! large or could not be read is never reported clean.
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::case::{AuditEntry, CaseRecord};
+use crate::digest::{Algorithm, AlgorithmSet, Digest, DigestSet, Digested};
+use crate::event::{ObjectRef, UploadEvent};
+use crate::quarantine::{Action, Finished, Mode, Outcome, Plan, ProtocolError, Quarantine};
+use crate::scan::{decide, Match, Screen};
+use crate::store::{HashStore, StoreError};
+use crate::time::{add_days, rfc3339};
+
+/// What the object store says about one object version without reading it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// Without quotes.
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    /// SSE-KMS or SSE-C: the ETag of such an object is not its MD5.
+    pub customer_key_encryption: bool,
+    /// Full-object checksums the store computed on upload (never composite ones).
+    pub checksums: DigestSet,
+}
+
+/// The digests the object store itself vouches for: the ETag of a single-part upload not
+/// encrypted with SSE-KMS or SSE-C is its MD5, and full-object SHA-1/SHA-256 checksums.
+pub fn vouched_digests(head: &ObjectHead) -> DigestSet {
+    let mut digests = head.checksums;
+    if let Some(etag) = &head.etag {
+        if !head.customer_key_encryption && !etag.contains('-') {
+            if let Ok(md5) = Digest::parse_hex_as(Algorithm::Md5, etag) {
+                digests.insert(md5);
+            }
+        }
+    }
+    digests
+}
+
+/// The result of reading an object version through the digests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadResult {
+    Digested(Digested),
+    /// The version is gone.
+    Gone,
+    /// The key holds another version now (the ETag precondition failed).
+    Changed,
+    /// Larger than the configured maximum: not read.
+    TooLarge {
+        size: u64,
+    },
+}
+
+/// A storage failure: what, where, and whether retrying may help.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} {target}: {message}")]
+pub struct StorageError {
+    pub operation: &'static str,
+    pub target: String,
+    pub message: String,
+}
+
+/// Objects: the upload bucket and the quarantine bucket.
+pub trait ObjectStore: Send + Sync {
+    /// HEAD exactly this version (by version id, or the current object with the ETag
+    /// checked); `None` if it no longer exists.
+    fn head(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<Option<ObjectHead>, StorageError>> + Send;
+
+    /// Stream exactly this version once through the digests of `algorithms`.
+    fn read_digests(
+        &self,
+        object: &ObjectRef,
+        algorithms: AlgorithmSet,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<ReadResult, StorageError>> + Send;
+
+    /// Carry out an object step of the quarantine protocol: `Copy`, `Verify`, `Tag` or
+    /// `DeleteOriginal`, idempotently.
+    fn quarantine_step(
+        &self,
+        action: &Action,
+    ) -> impl Future<Output = Result<Outcome, StorageError>> + Send;
+
+    /// Record the scan result on the object as a tag, merged with the owner's tags and
+    /// never overwriting them. Best effort: `Ok(false)` when there was no room.
+    fn tag_result(
+        &self,
+        object: &ObjectRef,
+        status: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+}
+
+/// Durable case records and their audit entries.
+pub trait CaseStore: Send + Sync {
+    /// Create the case if it does not exist; `Ok(false)` when it already did.
+    fn create(
+        &self,
+        record: &CaseRecord,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+}
+
+/// The review queue and the event bus.
+pub trait Notifier: Send + Sync {
+    fn announce(
+        &self,
+        record: &CaseRecord,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// How the scanner behaves.
+#[derive(Clone, Debug)]
+pub struct ScannerConfig {
+    pub quarantine_bucket: String,
+    pub retention_days: u32,
+    pub mode: Mode,
+    pub max_object_bytes: u64,
+    /// Tag clean objects with the result.
+    pub tag_clean: bool,
+}
+
+/// The tag key hashgate writes on scanned objects.
+pub const RESULT_TAG: &str = "hashgate-scan";
+
+/// What became of one upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum ScanStatus {
+    Clean,
+    /// Matched and contained.
+    Matched {
+        outcome: String,
+        case_id: String,
+    },
+    /// The scanned version was replaced before the scan: the new one has its own event.
+    Superseded,
+    /// Deleted before it could be scanned.
+    Gone,
+    /// Over the configured maximum size: not scanned.
+    TooLarge {
+        size: u64,
+        max: u64,
+    },
+}
+
+impl ScanStatus {
+    /// The value of the result tag.
+    pub fn tag_value(&self) -> &'static str {
+        match self {
+            ScanStatus::Clean => "clean",
+            ScanStatus::Matched { .. } => "match",
+            ScanStatus::Superseded => "superseded",
+            ScanStatus::Gone => "gone",
+            ScanStatus::TooLarge { .. } => "unscanned-too-large",
+        }
+    }
+}
+
+/// The report of one upload, for logs and metrics (never object content).
+#[derive(Clone, Debug, Serialize)]
+pub struct ScanReport {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    #[serde(flatten)]
+    pub status: ScanStatus,
+    /// Decided from digests the store vouched for, without reading the body.
+    pub fast_path: bool,
+    pub bytes_read: u64,
+    pub size: Option<u64>,
+    pub digests: Vec<(String, String)>,
+    pub matches: Vec<Match>,
+    pub filter_false_positives: u32,
+}
+
+/// Why an upload could not be handled; the event must be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+}
+
+/// The scanner: ports plus configuration.
+pub struct Scanner<O, H, C, N> {
+    pub objects: O,
+    pub hashes: H,
+    pub cases: C,
+    pub notifier: N,
+    pub config: ScannerConfig,
+}
+
+impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N> {
+    /// Scan one upload and act on the verdict. `needed` are the algorithms the active lists
+    /// use; `screen` the current filter.
+    pub async fn scan(
+        &self,
+        event: &UploadEvent,
+        screen: Screen<'_>,
+        needed: AlgorithmSet,
+        now: SystemTime,
+    ) -> Result<ScanReport, PipelineError> {
+        let object = &event.object;
+        let mut report = ScanReport {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version_id: object.version_id.clone(),
+            status: ScanStatus::Gone,
+            fast_path: false,
+            bytes_read: 0,
+            size: event.size,
+            digests: Vec::new(),
+            matches: Vec::new(),
+            filter_false_positives: 0,
+        };
+        let Some(head) = self.objects.head(object).await? else {
+            return Ok(report);
+        };
+        report.size = Some(head.size);
+        if object.version_id.is_none() {
+            if let (Some(expected), Some(found)) = (&object.etag, &head.etag) {
+                if expected != found {
+                    report.status = ScanStatus::Superseded;
+                    return Ok(report);
+                }
+            }
+        }
+        // Pin the exact version seen, so what is read, copied and deleted is this one.
+        let object = &ObjectRef {
+            version_id: object.version_id.clone().or(head.version_id.clone()),
+            etag: object.etag.clone().or(head.etag.clone()),
+            ..object.clone()
+        };
+        if head.size > self.config.max_object_bytes {
+            return self.too_large(report, object, head.size).await;
+        }
+
+        let vouched = vouched_digests(&head);
+        let digests = if !needed.is_empty() && vouched.algorithms().covers(needed) {
+            report.fast_path = true;
+            needed.iter().filter_map(|a| vouched.get(a)).collect()
+        } else {
+            match self
+                .objects
+                .read_digests(object, needed, self.config.max_object_bytes)
+                .await?
+            {
+                ReadResult::Digested(d) => {
+                    report.bytes_read = d.bytes;
+                    d.digests
+                }
+                ReadResult::Gone => return Ok(report),
+                ReadResult::Changed => {
+                    report.status = ScanStatus::Superseded;
+                    return Ok(report);
+                }
+                ReadResult::TooLarge { size } => return self.too_large(report, object, size).await,
+            }
+        };
+        report.digests = CaseRecord::digest_pairs(&digests);
+
+        let decision = decide(&self.hashes, screen, &digests).await?;
+        report.filter_false_positives = decision.filter_false_positives;
+        report.matches = decision.verdict.matches().to_vec();
+        if !decision.verdict.is_match() {
+            report.status = ScanStatus::Clean;
+            if self.config.tag_clean {
+                self.objects.tag_result(object, "clean").await?;
+            }
+            return Ok(report);
+        }
+
+        let plan = Plan {
+            object: object.clone(),
+            size: head.size,
+            digests,
+            matches: report.matches.clone(),
+            quarantine_bucket: self.config.quarantine_bucket.clone(),
+            retain_until: rfc3339(add_days(now, self.config.retention_days)),
+            mode: self.config.mode,
+            now: rfc3339(now),
+        };
+        let case_id = plan.case_id();
+        let finished = self.quarantine(plan).await?;
+        report.status = ScanStatus::Matched {
+            outcome: format!("{finished:?}"),
+            case_id,
+        };
+        Ok(report)
+    }
+
+    async fn too_large(
+        &self,
+        mut report: ScanReport,
+        object: &ObjectRef,
+        size: u64,
+    ) -> Result<ScanReport, PipelineError> {
+        report.status = ScanStatus::TooLarge {
+            size,
+            max: self.config.max_object_bytes,
+        };
+        self.objects
+            .tag_result(object, report.status.tag_value())
+            .await?;
+        Ok(report)
+    }
+
+    /// Drive the quarantine protocol to its end.
+    pub async fn quarantine(&self, plan: Plan) -> Result<Finished, PipelineError> {
+        let mut q = Quarantine::new(plan);
+        loop {
+            let action = q.action();
+            let outcome = match &action {
+                Action::Done(finished) => return Ok(*finished),
+                Action::WriteCase { record, audit } => {
+                    if self.cases.create(record, audit).await? {
+                        Outcome::CaseWritten
+                    } else {
+                        Outcome::CaseExisted
+                    }
+                }
+                Action::Notify { record } => {
+                    self.notifier.announce(record).await?;
+                    Outcome::Notified
+                }
+                _ => self.objects.quarantine_step(&action).await?,
+            };
+            q.advance(outcome)?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::digest::digest_bytes;
+    use crate::event::Trigger;
+    use crate::filter::FilterSnapshot;
+    use crate::lists::{ListEntry, Provenance};
+    use crate::store::EmbeddedStore;
+
+    /// (etag, content, tags) of one object.
+    type Stored = (String, Vec<u8>, Vec<String>);
+
+    #[derive(Default)]
+    struct MemObjects {
+        /// (bucket, key) → current object.
+        objects: Mutex<BTreeMap<(String, String), Stored>>,
+        reads: Mutex<u64>,
+        /// Fail the nth quarantine step (1-based) once.
+        fail_step: Mutex<Option<usize>>,
+        steps: Mutex<usize>,
+    }
+
+    fn etag_of(content: &[u8]) -> String {
+        digest_bytes(content, AlgorithmSet::EMPTY.with(Algorithm::Md5))
+            .get(Algorithm::Md5)
+            .unwrap()
+            .to_hex()
+    }
+
+    impl MemObjects {
+        fn put(&self, bucket: &str, key: &str, content: &[u8]) {
+            self.objects.lock().unwrap().insert(
+                (bucket.into(), key.into()),
+                (etag_of(content), content.to_vec(), vec![]),
+            );
+        }
+        fn get(&self, bucket: &str, key: &str) -> Option<Stored> {
+            self.objects
+                .lock()
+                .unwrap()
+                .get(&(bucket.to_string(), key.to_string()))
+                .cloned()
+        }
+        fn current(&self, o: &ObjectRef) -> Option<Stored> {
+            let found = self.get(&o.bucket, &o.key)?;
+            (o.etag.is_none() || o.etag.as_ref() == Some(&found.0)).then_some(found)
+        }
+    }
+
+    fn err(op: &'static str) -> StorageError {
+        StorageError {
+            operation: op,
+            target: "memory".into(),
+            message: "injected failure".into(),
+        }
+    }
+
+    impl ObjectStore for MemObjects {
+        async fn head(&self, o: &ObjectRef) -> Result<Option<ObjectHead>, StorageError> {
+            Ok(self
+                .get(&o.bucket, &o.key)
+                .map(|(etag, content, _)| ObjectHead {
+                    size: content.len() as u64,
+                    etag: Some(etag),
+                    ..Default::default()
+                }))
+        }
+        async fn read_digests(
+            &self,
+            o: &ObjectRef,
+            algorithms: AlgorithmSet,
+            _max: u64,
+        ) -> Result<ReadResult, StorageError> {
+            let Some((_, content, _)) = self.current(o) else {
+                return Ok(ReadResult::Changed);
+            };
+            *self.reads.lock().unwrap() += content.len() as u64;
+            Ok(ReadResult::Digested(Digested {
+                digests: digest_bytes(&content, algorithms),
+                bytes: content.len() as u64,
+            }))
+        }
+        async fn quarantine_step(&self, action: &Action) -> Result<Outcome, StorageError> {
+            let n = {
+                let mut s = self.steps.lock().unwrap();
+                *s += 1;
+                *s
+            };
+            if *self.fail_step.lock().unwrap() == Some(n) {
+                *self.fail_step.lock().unwrap() = None;
+                return Err(err("step"));
+            }
+            Ok(match action {
+                Action::Copy { from, to, .. } => {
+                    if self.get(&to.bucket, &to.key).is_some() {
+                        return Ok(Outcome::Copied);
+                    }
+                    match self.current(from) {
+                        None => Outcome::SourceGone,
+                        Some((_, content, _)) => {
+                            self.put(&to.bucket, &to.key, &content);
+                            Outcome::Copied
+                        }
+                    }
+                }
+                Action::Verify { at, expected, .. } => match self.get(&at.bucket, &at.key) {
+                    Some((_, c, _)) if digest_bytes(&c, expected.algorithms()) == *expected => {
+                        Outcome::Verified
+                    }
+                    _ => Outcome::VerifyFailed("mismatch".into()),
+                },
+                Action::Tag { object, .. } => {
+                    self.tag_result(object, "held").await?;
+                    Outcome::Tagged
+                }
+                Action::DeleteOriginal { object } => {
+                    if self.current(object).is_none() {
+                        return Ok(Outcome::AlreadyDeleted);
+                    }
+                    self.objects
+                        .lock()
+                        .unwrap()
+                        .remove(&(object.bucket.clone(), object.key.clone()));
+                    Outcome::Deleted
+                }
+                other => panic!("not an object step: {other:?}"),
+            })
+        }
+        async fn tag_result(&self, o: &ObjectRef, status: &str) -> Result<bool, StorageError> {
+            let mut objects = self.objects.lock().unwrap();
+            if let Some(entry) = objects.get_mut(&(o.bucket.clone(), o.key.clone())) {
+                entry.2.push(status.to_string());
+            }
+            Ok(true)
+        }
+    }
+
+    #[derive(Default)]
+    struct MemCases(Mutex<Vec<CaseRecord>>);
+    impl CaseStore for MemCases {
+        async fn create(&self, r: &CaseRecord, _: &AuditEntry) -> Result<bool, StorageError> {
+            let mut cases = self.0.lock().unwrap();
+            if cases.iter().any(|c| c.case_id == r.case_id) {
+                return Ok(false);
+            }
+            cases.push(r.clone());
+            Ok(true)
+        }
+    }
+
+    #[derive(Default)]
+    struct MemNotifier(Mutex<Vec<String>>);
+    impl Notifier for MemNotifier {
+        async fn announce(&self, r: &CaseRecord) -> Result<(), StorageError> {
+            self.0.lock().unwrap().push(r.case_id.clone());
+            Ok(())
+        }
+    }
+
+    const BAD: &[u8] = b"content on a list";
+
+    fn scanner(dir: &std::path::Path) -> Scanner<MemObjects, EmbeddedStore, MemCases, MemNotifier> {
+        let store = EmbeddedStore::create(dir).unwrap();
+        let md5 = digest_bytes(BAD, AlgorithmSet::ALL)
+            .get(Algorithm::Md5)
+            .unwrap();
+        store
+            .import(|imp| {
+                imp.add(&ListEntry {
+                    digest: md5,
+                    provenance: Provenance {
+                        list: "ncmec".into(),
+                        id: Some("7".into()),
+                        category: None,
+                    },
+                })
+            })
+            .unwrap();
+        Scanner {
+            objects: MemObjects::default(),
+            hashes: store,
+            cases: MemCases::default(),
+            notifier: MemNotifier::default(),
+            config: ScannerConfig {
+                quarantine_bucket: "quarantine".into(),
+                retention_days: 365,
+                mode: Mode::Move,
+                max_object_bytes: 1 << 20,
+                tag_clean: true,
+            },
+        }
+    }
+
+    fn event(key: &str, content: &[u8]) -> UploadEvent {
+        UploadEvent {
+            object: ObjectRef {
+                bucket: "uploads".into(),
+                key: key.into(),
+                version_id: None,
+                etag: Some(etag_of(content)),
+            },
+            size: Some(content.len() as u64),
+            sequencer: None,
+            event_name: "ObjectCreated:Put".into(),
+            event_time: None,
+            trigger: Trigger::S3,
+        }
+    }
+
+    fn md5_only() -> AlgorithmSet {
+        AlgorithmSet::EMPTY.with(Algorithm::Md5)
+    }
+
+    fn scan(
+        s: &Scanner<MemObjects, EmbeddedStore, MemCases, MemNotifier>,
+        e: &UploadEvent,
+        needed: AlgorithmSet,
+    ) -> Result<ScanReport, PipelineError> {
+        pollster::block_on(s.scan(e, Screen::StoreOnly, needed, SystemTime::UNIX_EPOCH))
+    }
+
+    #[test]
+    fn clean_upload_is_tagged_and_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scanner(dir.path());
+        s.objects.put("uploads", "ok.jpg", b"holiday");
+        let r = scan(&s, &event("ok.jpg", b"holiday"), AlgorithmSet::ALL).unwrap();
+        assert_eq!(r.status, ScanStatus::Clean);
+        assert!(
+            !r.fast_path,
+            "SHA-1/SHA-256 are not vouched for: the body was read"
+        );
+        assert_eq!(r.bytes_read, 7);
+        assert_eq!(s.objects.get("uploads", "ok.jpg").unwrap().2, ["clean"]);
+    }
+
+    #[test]
+    fn fast_path_decides_from_the_etag_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scanner(dir.path());
+        s.objects.put("uploads", "ok.jpg", b"holiday");
+        let r = scan(&s, &event("ok.jpg", b"holiday"), md5_only()).unwrap();
+        assert_eq!(
+            (r.status, r.fast_path, r.bytes_read),
+            (ScanStatus::Clean, true, 0)
+        );
+        assert_eq!(*s.objects.reads.lock().unwrap(), 0);
+
+        s.objects.put("uploads", "bad.jpg", BAD);
+        let r = scan(&s, &event("bad.jpg", BAD), md5_only()).unwrap();
+        assert!(r.fast_path);
+        assert!(matches!(r.status, ScanStatus::Matched { .. }), "{r:?}");
+        assert!(s.objects.get("uploads", "bad.jpg").is_none(), "moved");
+    }
+
+    #[test]
+    fn vouched_digests_follow_the_rules() {
+        let md5 = "900150983cd24fb0d6963f7d28e17f72";
+        let mut head = ObjectHead {
+            etag: Some(md5.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            vouched_digests(&head).get(Algorithm::Md5).unwrap().to_hex(),
+            md5
+        );
+        head.customer_key_encryption = true;
+        assert!(
+            vouched_digests(&head).is_empty(),
+            "SSE-KMS/SSE-C ETags are not MD5s"
+        );
+        head.customer_key_encryption = false;
+        head.etag = Some(format!("{md5}-3"));
+        assert!(
+            vouched_digests(&head).is_empty(),
+            "multipart ETags are not MD5s"
+        );
+    }
+
+    #[test]
+    fn a_match_is_quarantined_with_one_case_and_retried_after_any_failure() {
+        for fail_at in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let s = scanner(dir.path());
+            s.objects.put("uploads", "bad.jpg", BAD);
+            *s.objects.fail_step.lock().unwrap() = Some(fail_at);
+            let e = event("bad.jpg", BAD);
+            assert!(
+                scan(&s, &e, AlgorithmSet::ALL).is_err(),
+                "step {fail_at} failed"
+            );
+            // The retry (same event) and a duplicate both converge.
+            let r = scan(&s, &e, AlgorithmSet::ALL).unwrap();
+            let again = scan(&s, &e, AlgorithmSet::ALL).unwrap();
+            assert!(matches!(r.status, ScanStatus::Matched { .. }), "{r:?}");
+            assert_eq!(
+                again.status,
+                ScanStatus::Gone,
+                "the duplicate finds it moved"
+            );
+            assert_eq!(s.cases.0.lock().unwrap().len(), 1);
+            assert!(s.objects.get("uploads", "bad.jpg").is_none());
+            let case_id = e.object.case_id();
+            let copy = s
+                .objects
+                .get("quarantine", &format!("cases/{case_id}/object"));
+            assert_eq!(copy.unwrap().1, BAD);
+        }
+    }
+
+    #[test]
+    fn explicit_statuses_for_gone_superseded_and_too_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scanner(dir.path());
+        let r = scan(&s, &event("never-there", b"x"), AlgorithmSet::ALL).unwrap();
+        assert_eq!(r.status, ScanStatus::Gone);
+
+        s.objects.put("uploads", "k", b"second version");
+        let r = scan(&s, &event("k", b"first version"), AlgorithmSet::ALL).unwrap();
+        assert_eq!(r.status, ScanStatus::Superseded);
+
+        let big = vec![0u8; (1 << 20) + 1];
+        s.objects.put("uploads", "big", &big);
+        let r = scan(&s, &event("big", &big), AlgorithmSet::ALL).unwrap();
+        assert!(matches!(r.status, ScanStatus::TooLarge { .. }), "{r:?}");
+        assert_eq!(
+            s.objects.get("uploads", "big").unwrap().2,
+            ["unscanned-too-large"]
+        );
+    }
+
+    #[test]
+    fn a_filter_hit_alone_never_quarantines() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scanner(dir.path());
+        let innocent = b"innocent";
+        let mut b = FilterSnapshot::builder(1, 1e-6).unwrap();
+        b.insert(
+            &digest_bytes(innocent, md5_only())
+                .get(Algorithm::Md5)
+                .unwrap(),
+        );
+        let filter = b.finish(1).unwrap();
+        s.objects.put("uploads", "i", innocent);
+        let r = pollster::block_on(s.scan(
+            &event("i", innocent),
+            Screen::Filter(&filter),
+            md5_only(),
+            SystemTime::UNIX_EPOCH,
+        ))
+        .unwrap();
+        assert_eq!(r.status, ScanStatus::Clean);
+        assert_eq!(r.filter_false_positives, 1);
+        assert!(s.cases.0.lock().unwrap().is_empty());
+    }
+}
