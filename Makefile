@@ -41,3 +41,28 @@ bench-engines: ## Compare embedded storage engines for the exact store (10M entr
 
 clean: ## Remove build output and local state
 	rm -rf $(CARGO_TARGET_DIR) .local
+
+# --- Local AWS stack on the moto emulator, built from infra/template.yaml -------------------
+# `make up` writes .local/stack.env (endpoint, dummy credentials, HASHGATE_* resource names);
+# load it with `set -a; . .local/stack.env; set +a`.
+
+.PHONY: venv up down stack-status
+VENV := .venv
+PYTHON ?= python3
+
+venv: $(VENV)/.stamp ## Python tools for the local stack (moto, boto3, cfn-lint) in .venv
+
+$(VENV)/.stamp: scripts/requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+	touch $@
+
+up: venv ## Start the local AWS stack (moto on 127.0.0.1:4566) from infra/template.yaml
+	$(VENV)/bin/python scripts/localstack.py up
+
+down: ## Stop the local AWS stack
+	@if test -x $(VENV)/bin/python; then $(VENV)/bin/python scripts/localstack.py down; \
+	else echo "no $(VENV): nothing to stop"; fi
+
+stack-status: venv ## Is the local AWS stack up, and which of its resources exist
+	$(VENV)/bin/python scripts/localstack.py status
