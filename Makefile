@@ -23,7 +23,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: ## The test suites (unit, CLI end to end, multi-GiB digests)
+unit: venv ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack)
 	@mkdir -p $(CARGO_TARGET_DIR)
 	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' $(CARGO_TARGET_DIR)/test.log

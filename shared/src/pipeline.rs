@@ -246,6 +246,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             etag: object.etag.clone().or(head.etag.clone()),
             ..object.clone()
         };
+        report.version_id = object.version_id.clone();
         if head.size > self.config.max_object_bytes {
             return self.too_large(report, object, head.size).await;
         }

@@ -62,8 +62,11 @@ pub struct DbArg {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    #[command(flatten)]
-    pub db: DbArg,
+    /// Hash database directory. Without it, the lists go to the deployed (or local) stack
+    /// named by HASHGATE_HASH_TABLE and HASHGATE_FILTER_BUCKET (e.g. `.local/stack.env`):
+    /// its DynamoDB exact store, and a new filter snapshot the scanners pick up.
+    #[arg(long, env = "HASHGATE_DB", value_name = "DIR")]
+    pub db: Option<PathBuf>,
     /// List format; by default from the file name: .csv is csv, .json is vics, else plain.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<ListFormat>,

@@ -45,7 +45,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.files.iter().any(|f| f.as_os_str() == "-") && args.list.is_none() {
         bail!("reading a list from standard input (-) needs --list NAME");
     }
-    let db = LocalDb::create(&args.db.db)?;
+    let Some(dir) = &args.db else {
+        return crate::remote::import(&args);
+    };
+    let db = LocalDb::create(dir)?;
     let mut results = Vec::new();
     let mut totals = ImportStats::default();
     let mut rejected = 0;
@@ -152,7 +155,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn describe(s: &ImportStats, remove: bool) -> String {
+pub fn describe(s: &ImportStats, remove: bool) -> String {
     if remove {
         format!(
             "removed {}, not present {}",
@@ -169,7 +172,7 @@ fn describe(s: &ImportStats, remove: bool) -> String {
     }
 }
 
-fn default_list_name(path: &Path) -> anyhow::Result<String> {
+pub fn default_list_name(path: &Path) -> anyhow::Result<String> {
     path.file_stem()
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty())
@@ -182,9 +185,9 @@ fn default_list_name(path: &Path) -> anyhow::Result<String> {
         })
 }
 
-type Opened = (Box<dyn Read>, Option<ProgressBar>);
+pub type Opened = (Box<dyn Read>, Option<ProgressBar>);
 
-fn open_with_progress(path: &Path) -> anyhow::Result<Opened> {
+pub fn open_with_progress(path: &Path) -> anyhow::Result<Opened> {
     if path.as_os_str() == "-" {
         return Ok((Box::new(std::io::stdin().lock()), None));
     }

@@ -8,6 +8,7 @@ use clap::Parser;
 mod args;
 mod import;
 mod output;
+mod remote;
 mod scan;
 mod stats;
 

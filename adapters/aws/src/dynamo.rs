@@ -1,0 +1,522 @@
+//! DynamoDB behind the core's ports: the exact hash store ([`HashStore`]) and the case store
+//! ([`CaseStore`]).
+//!
+//! Hash table item: `digest` (S, `md5:<hex>`), `entries` (L of M: `list`, optional `id`,
+//! `category`). One item, `digest = "meta:version"`, counts imports (`version`, N) and
+//! records the algorithms with entries (`algorithms`, SS), so filters can say which store
+//! version they cover.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use hashgate_core::case::{AuditEntry, CaseRecord};
+use hashgate_core::digest::{Algorithm, AlgorithmSet, Digest};
+use hashgate_core::lists::{ListEntry, Provenance};
+use hashgate_core::pipeline::{CaseStore, StorageError};
+use hashgate_core::store::{HashStore, ImportStats, StoreError, StoredDigest};
+
+/// BatchGetItem takes at most 100 keys, BatchWriteItem 25 requests.
+const BATCH_GET: usize = 100;
+const BATCH_WRITE: usize = 25;
+/// Unprocessed keys (throttling) are retried this many times, with exponential backoff.
+const RETRIES: u32 = 8;
+const META_KEY: &str = "meta:version";
+
+fn backend(location: &str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend {
+        location: location.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> String {
+    match e {
+        SdkError::ServiceError(s) => format!(
+            "{}: {}",
+            s.err().code().unwrap_or("error"),
+            s.err().message().unwrap_or("(no message)")
+        ),
+        other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+    }
+}
+
+/// `md5:<hex>`: the partition key of a digest.
+pub fn digest_key(d: &Digest) -> String {
+    format!("{}:{}", d.algorithm(), d.to_hex())
+}
+
+fn parse_digest_key(s: &str) -> Option<Digest> {
+    let (alg, hex) = s.split_once(':')?;
+    Digest::parse_hex_as(alg.parse().ok()?, hex).ok()
+}
+
+fn backoff(attempt: u32) -> Duration {
+    // 50 ms, 100 ms, … capped at 5 s, with jitter from the clock's low bits.
+    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % (base / 2 + 1));
+    Duration::from_millis(base / 2 + jitter)
+}
+
+/// The exact hash store on DynamoDB.
+#[derive(Clone, Debug)]
+pub struct DynamoHashes {
+    client: Client,
+    table: String,
+}
+
+fn provenance_value(p: &Provenance) -> AttributeValue {
+    let mut m = HashMap::from([("list".to_string(), AttributeValue::S(p.list.clone()))]);
+    if let Some(id) = &p.id {
+        m.insert("id".into(), AttributeValue::S(id.clone()));
+    }
+    if let Some(c) = &p.category {
+        m.insert("category".into(), AttributeValue::S(c.clone()));
+    }
+    AttributeValue::M(m)
+}
+
+fn provenance_from(v: &AttributeValue) -> Option<Provenance> {
+    let m = v.as_m().ok()?;
+    let s = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Some(Provenance {
+        list: s("list")?,
+        id: s("id"),
+        category: s("category"),
+    })
+}
+
+fn entries_of(item: &HashMap<String, AttributeValue>) -> Vec<Provenance> {
+    item.get("entries")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(provenance_from).collect())
+        .unwrap_or_default()
+}
+
+impl DynamoHashes {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoHashes {
+        DynamoHashes {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn location(&self) -> String {
+        format!("dynamodb table {}", self.table)
+    }
+
+    /// Fetch items by key, retrying unprocessed keys with backoff.
+    async fn batch_get(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        for chunk in keys.chunks(BATCH_GET) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|k| HashMap::from([("digest".to_string(), AttributeValue::S(k.clone()))]))
+                .collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| backend(&self.location(), e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
+                if let Some(found) = out.responses().and_then(|r| r.get(&self.table)) {
+                    items.extend(found.iter().cloned());
+                }
+                if let Some(rest) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    pending = rest.keys().to_vec();
+                }
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > RETRIES {
+                        return Err(backend(
+                            &self.location(),
+                            format!(
+                                "{} keys still unprocessed after {RETRIES} retries (throttled)",
+                                pending.len()
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(BATCH_WRITE) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
+                if let Some(rest) = out.unprocessed_items().and_then(|u| u.get(&self.table)) {
+                    pending = rest.clone();
+                }
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > RETRIES {
+                        return Err(backend(
+                            &self.location(),
+                            "writes still unprocessed (throttled)",
+                        ));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The store version and the algorithms with entries.
+    pub async fn version(&self) -> Result<(u64, AlgorithmSet), StoreError> {
+        let items = self.batch_get(vec![META_KEY.to_string()]).await?;
+        let Some(meta) = items.first() else {
+            return Ok((0, AlgorithmSet::EMPTY));
+        };
+        let version = meta
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let algorithms = meta
+            .get("algorithms")
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| {
+                ss.iter()
+                    .filter_map(|a| a.parse::<Algorithm>().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((version, algorithms))
+    }
+
+    /// Apply list entries (add, or withdraw with `remove`). The caller validates the whole
+    /// list first, so a malformed file applies nothing; the writes themselves are retried.
+    pub async fn apply(
+        &self,
+        entries: &[ListEntry],
+        remove: bool,
+    ) -> Result<ImportStats, StoreError> {
+        let mut by_digest: HashMap<String, (Digest, Vec<&Provenance>)> = HashMap::new();
+        for e in entries {
+            by_digest
+                .entry(digest_key(&e.digest))
+                .or_insert_with(|| (e.digest, Vec::new()))
+                .1
+                .push(&e.provenance);
+        }
+        let keys: Vec<String> = by_digest.keys().cloned().collect();
+        let existing: HashMap<String, Vec<Provenance>> = self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .filter_map(|item| Some((item.get("digest")?.as_s().ok()?.clone(), entries_of(item))))
+            .collect();
+        let mut stats = ImportStats::default();
+        let mut writes = Vec::new();
+        for (key, (_, incoming)) in by_digest {
+            let mut current = existing.get(&key).cloned().unwrap_or_default();
+            let before = current.clone();
+            for p in incoming {
+                let same =
+                    |c: &Provenance| c.list == p.list && (p.id.is_none() && remove || c.id == p.id);
+                if remove {
+                    let n = current.len();
+                    current.retain(|c| !same(c));
+                    let gone = (n - current.len()) as u64;
+                    if gone == 0 {
+                        stats.not_present += 1;
+                    }
+                    stats.removed += gone;
+                } else {
+                    match current
+                        .iter_mut()
+                        .find(|c| c.list == p.list && c.id == p.id)
+                    {
+                        Some(c) if c.category == p.category => stats.already_present += 1,
+                        Some(c) => {
+                            c.category = p.category.clone();
+                            stats.updated += 1;
+                        }
+                        None => {
+                            current.push(p.clone());
+                            stats.added += 1;
+                        }
+                    }
+                }
+            }
+            if current == before {
+                continue;
+            }
+            let request = if current.is_empty() {
+                WriteRequest::builder()
+                    .delete_request(
+                        aws_sdk_dynamodb::types::DeleteRequest::builder()
+                            .key("digest", AttributeValue::S(key))
+                            .build()
+                            .map_err(|e| backend(&self.location(), e))?,
+                    )
+                    .build()
+            } else {
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .item("digest", AttributeValue::S(key))
+                            .item(
+                                "entries",
+                                AttributeValue::L(current.iter().map(provenance_value).collect()),
+                            )
+                            .build()
+                            .map_err(|e| backend(&self.location(), e))?,
+                    )
+                    .build()
+            };
+            writes.push(request);
+        }
+        self.batch_write(writes).await?;
+        if stats.changed() {
+            let mut algorithms: AlgorithmSet = self.version().await?.1;
+            if !remove {
+                for e in entries {
+                    algorithms.insert(e.digest.algorithm());
+                }
+            }
+            // Algorithms stay listed after their last entry is withdrawn: a scanner then
+            // computes one digest too many, never one too few.
+            let names: Vec<String> = algorithms.iter().map(|a| a.name().to_string()).collect();
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("digest", AttributeValue::S(META_KEY.into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()));
+            let update = if names.is_empty() {
+                update.update_expression("ADD version :one")
+            } else {
+                update
+                    .update_expression("ADD version :one SET algorithms = :algs")
+                    .expression_attribute_values(":algs", AttributeValue::Ss(names))
+            };
+            update
+                .send()
+                .await
+                .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
+        }
+        Ok(stats)
+    }
+
+    /// Every digest in the table (a paginated scan), for building a filter.
+    pub async fn for_each_digest(&self, mut f: impl FnMut(&Digest)) -> Result<u64, StoreError> {
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut n = 0;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("digest")
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
+            for item in out.items() {
+                if let Some(d) = item
+                    .get("digest")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|s| parse_digest_key(s))
+                {
+                    f(&d);
+                    n += 1;
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(n),
+            }
+        }
+    }
+}
+
+impl HashStore for DynamoHashes {
+    async fn lookup(&self, digests: &[Digest]) -> Result<Vec<StoredDigest>, StoreError> {
+        let keys: Vec<String> = digests.iter().map(digest_key).collect();
+        let items = self.batch_get(keys).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let digest = parse_digest_key(item.get("digest")?.as_s().ok()?)?;
+                Some(StoredDigest {
+                    digest,
+                    provenance: entries_of(item),
+                })
+            })
+            .filter(|s| !s.provenance.is_empty())
+            .collect())
+    }
+}
+
+/// Cases and the audit log on DynamoDB.
+#[derive(Clone, Debug)]
+pub struct DynamoCases {
+    client: Client,
+    case_table: String,
+    audit_table: String,
+}
+
+impl DynamoCases {
+    pub fn new(
+        client: Client,
+        case_table: impl Into<String>,
+        audit_table: impl Into<String>,
+    ) -> Self {
+        DynamoCases {
+            client,
+            case_table: case_table.into(),
+            audit_table: audit_table.into(),
+        }
+    }
+
+    /// Read a case back (for tests and the review side).
+    pub async fn get(&self, case_id: &str) -> Result<Option<CaseRecord>, StorageError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.case_table)
+            .key("case_id", AttributeValue::S(case_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StorageError {
+                operation: "GetItem",
+                target: self.case_table.clone(),
+                message: sdk_message(&e),
+            })?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let json = item
+            .get("record")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StorageError {
+                operation: "GetItem",
+                target: format!("{} {case_id}", self.case_table),
+                message: "case without a record attribute".into(),
+            })?;
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| StorageError {
+                operation: "GetItem",
+                target: format!("{} {case_id}", self.case_table),
+                message: format!("unreadable case record: {e}"),
+            })
+    }
+}
+
+impl CaseStore for DynamoCases {
+    async fn create(&self, record: &CaseRecord, audit: &AuditEntry) -> Result<bool, StorageError> {
+        let error = |message: String| StorageError {
+            operation: "TransactWriteItems",
+            target: format!("{} {}", self.case_table, record.case_id),
+            message,
+        };
+        let json = serde_json::to_string(record).map_err(|e| error(e.to_string()))?;
+        let case = Put::builder()
+            .table_name(&self.case_table)
+            .item("case_id", AttributeValue::S(record.case_id.clone()))
+            .item("status", AttributeValue::S(format!("{:?}", record.status)))
+            .item("bucket", AttributeValue::S(record.object.bucket.clone()))
+            .item("key", AttributeValue::S(record.object.key.clone()))
+            .item("created_at", AttributeValue::S(record.created_at.clone()))
+            .item("record", AttributeValue::S(json))
+            .condition_expression("attribute_not_exists(case_id)")
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        let entry = Put::builder()
+            .table_name(&self.audit_table)
+            .item("case_id", AttributeValue::S(audit.case_id.clone()))
+            .item(
+                "seq",
+                AttributeValue::S(format!("{}#{}", audit.at, audit.action)),
+            )
+            .item("actor", AttributeValue::S(audit.actor.clone()))
+            .item("action", AttributeValue::S(audit.action.clone()))
+            .item("detail", AttributeValue::S(audit.detail.clone()))
+            .condition_expression("attribute_not_exists(seq)")
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(case).build())
+            .transact_items(TransactWriteItem::builder().put(entry).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let text = sdk_message(&e);
+                if text.contains("ConditionalCheckFailed") || text.contains("TransactionCanceled") {
+                    // The case (and its audit entry) exist: a duplicate or a retry.
+                    Ok(false)
+                } else {
+                    Err(error(text))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_keys_round_trip() {
+        let d = Digest::parse_hex("900150983cd24fb0d6963f7d28e17f72").unwrap();
+        assert_eq!(digest_key(&d), "md5:900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(parse_digest_key(&digest_key(&d)), Some(d));
+        assert_eq!(parse_digest_key(META_KEY), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) < backoff(5));
+        assert!(backoff(30) <= Duration::from_millis(5_000));
+    }
+
+    #[test]
+    fn provenance_round_trips() {
+        let p = Provenance {
+            list: "ncmec".into(),
+            id: Some("1".into()),
+            category: None,
+        };
+        assert_eq!(provenance_from(&provenance_value(&p)), Some(p));
+    }
+}

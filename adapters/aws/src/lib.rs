@@ -1,0 +1,34 @@
+//! hashgate's AWS adapters: the core's ports implemented with the AWS SDK for Rust, for S3
+//! (and S3-compatible stores through `AWS_ENDPOINT_URL`), DynamoDB, SQS and EventBridge.
+
+pub mod dynamo;
+pub mod filter_source;
+pub mod notify;
+pub mod s3;
+
+use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+
+/// A loader of SDK configuration with a rustls HTTPS client; settings not given to it come
+/// from the environment (credentials, region, `AWS_ENDPOINT_URL`).
+pub fn config_loader() -> aws_config::ConfigLoader {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+}
+
+/// The SDK configuration from the environment.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    config_loader().load().await
+}
+
+/// An S3 client; path-style addressing whenever a custom endpoint is set, as self-hosted
+/// S3-compatible stores (MinIO, Ceph) and emulators expect.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let custom_endpoint = config.endpoint_url().is_some();
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(custom_endpoint)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}

@@ -1,0 +1,168 @@
+//! `hashgate-bench`: hashgate's benchmarks, each measured side by side with its reference in
+//! one run (see BENCHMARKS.md):
+//!
+//! 1. scan throughput of `hashgate scan` on a large file against `md5sum` (and `sha256sum`);
+//! 2. the exact store at full size: list import, then member and non-member lookups;
+//! 3. the filter snapshot over that store: build, size, load, queries, false positives.
+//!
+//! Inputs are generated under `target/bench-data/` from fixed seeds and reused by later runs;
+//! the databases built from them are deleted at the end. Progress goes to standard error, the
+//! results (markdown) to standard output and, with `--write FILE`, into FILE between the
+//! `bench:results` markers.
+//!
+//! Usage: `hashgate-bench [--quick] [--write BENCHMARKS.md]` (build `hashgate-cli` in the same
+//! profile first: the scan comparison runs the `hashgate` binary next to this one).
+
+mod data;
+mod filter;
+mod report;
+mod scan;
+mod stats;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use clap::Parser;
+
+use crate::stats::{size, thousands};
+
+/// hashgate's benchmarks: scan throughput against md5sum, the exact store and the filter at
+/// full size. Results go to standard output as markdown.
+#[derive(Parser)]
+#[command(name = "hashgate-bench")]
+struct Args {
+    /// Small sizes for a smoke run: seconds, not minutes; the figures mean little.
+    #[arg(long)]
+    quick: bool,
+    /// Also replace the results section (between the bench:results markers) of this
+    /// markdown file.
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
+}
+
+/// How much work each measurement does, and how many runs each figure gets (R).
+pub struct Sizes {
+    pub scan_file_bytes: u64,
+    pub scan_runs: usize,
+    pub entries: u64,
+    pub import_runs: usize,
+    pub lookups: u64,
+    pub lookup_runs: usize,
+    pub build_runs: usize,
+    pub load_runs: usize,
+    pub queries: u64,
+    pub query_runs: usize,
+    pub fp_probes: u64,
+}
+
+const FULL: Sizes = Sizes {
+    scan_file_bytes: 1 << 30,
+    scan_runs: 5,
+    entries: 10_000_000,
+    import_runs: 3,
+    lookups: 1_000_000,
+    lookup_runs: 3,
+    build_runs: 3,
+    load_runs: 5,
+    queries: 1_000_000,
+    query_runs: 3,
+    fp_probes: 10_000_000,
+};
+
+const QUICK: Sizes = Sizes {
+    scan_file_bytes: 64 << 20,
+    entries: 200_000,
+    lookups: 100_000,
+    queries: 100_000,
+    fp_probes: 1_000_000,
+    ..FULL
+};
+
+impl Sizes {
+    fn describe(&self) -> String {
+        format!(
+            "scan file {}; store and filter {} entries; {} member + {} non-member \
+             store lookups; {} false-positive probes",
+            size(self.scan_file_bytes),
+            thousands(self.entries as f64),
+            thousands(self.lookups as f64),
+            thousands(self.lookups as f64),
+            thousands(self.fp_probes as f64),
+        )
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let started = start_clock();
+    if cfg!(debug_assertions) {
+        progress("warning: a debug build; build with --release for meaningful figures");
+    }
+    let sizes = if args.quick { &QUICK } else { &FULL };
+    let run = report::RunInfo::detect();
+    let (hashgate, data_dir) = locate()?;
+
+    let scan = scan::run(&hashgate, &data_dir, sizes)?;
+    let (store, db) = store::run(&data_dir, sizes)?;
+    let filter = filter::run(&db, sizes)?;
+    drop(db);
+    remove_databases(&data_dir)?;
+
+    let section = report::render(
+        &run,
+        &sizes.describe(),
+        started.elapsed(),
+        &[scan.markdown(), store.markdown(), filter.markdown()],
+    );
+    println!("{section}");
+    if let Some(path) = &args.write {
+        report::write_into(path, &section)?;
+        progress(format_args!("results written into {}", path.display()));
+    }
+    progress(format_args!(
+        "done in {:.0} s; generated inputs kept in {} for the next run",
+        started.elapsed().as_secs_f64(),
+        data_dir.display()
+    ));
+    Ok(())
+}
+
+/// The `hashgate` binary next to this one, and `bench-data` in the same target directory.
+fn locate() -> Result<(PathBuf, PathBuf)> {
+    let exe = std::env::current_exe().context("locating this program")?;
+    let bin_dir = exe.parent().context("this program's directory")?;
+    let hashgate = bin_dir.join("hashgate");
+    ensure!(
+        hashgate.is_file(),
+        "{} is missing: build it first (cargo build --release -p hashgate-cli)",
+        hashgate.display()
+    );
+    let target_dir = bin_dir.parent().unwrap_or(bin_dir);
+    let data_dir = target_dir.join("bench-data");
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    Ok((hashgate, data_dir))
+}
+
+/// The databases are big and rebuilt by every run; only the generated inputs are kept.
+fn remove_databases(data_dir: &Path) -> Result<()> {
+    let store = data_dir.join("store");
+    std::fs::remove_dir_all(&store).with_context(|| format!("removing {}", store.display()))
+}
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+fn start_clock() -> Instant {
+    *START.get_or_init(Instant::now)
+}
+
+/// A progress line on standard error, with the time since the start.
+pub fn progress(message: impl std::fmt::Display) {
+    eprintln!(
+        "[{:6.1} s] {message}",
+        start_clock().elapsed().as_secs_f64()
+    );
+}

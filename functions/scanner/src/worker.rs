@@ -1,0 +1,65 @@
+//! Worker mode: long-poll an SQS queue of S3 notifications and run the same handler as in
+//! Lambda. A message is deleted only after everything in it was handled; a failed one
+//! becomes visible again and, after the queue's maxReceiveCount, goes to its dead-letter
+//! queue.
+
+use std::sync::Arc;
+
+use hashgate_core::event::parse_body;
+
+use crate::app::App;
+
+pub async fn run(app: Arc<App>, queue_url: String) -> anyhow::Result<()> {
+    let sdk = hashgate_aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    tracing::info!(queue = %queue_url, "worker polling");
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        let receive = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(10)
+            .send();
+        let out = tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("worker stopping");
+                return Ok(());
+            }
+            out = receive => out,
+        };
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot receive from the scan queue; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        for message in out.messages() {
+            let id = message.message_id().unwrap_or("?");
+            let ok = match parse_body(message.body().unwrap_or_default()) {
+                Ok(notices) => app.process_all(notices).await,
+                Err(e) => {
+                    tracing::error!(message_id = id, error = %e, "malformed message");
+                    false
+                }
+            };
+            if !ok {
+                continue;
+            }
+            if let Some(handle) = message.receipt_handle() {
+                if let Err(e) = sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                {
+                    tracing::error!(message_id = id, error = ?e, "cannot delete a handled message; it will be handled again");
+                }
+            }
+        }
+    }
+}

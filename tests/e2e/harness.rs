@@ -1,0 +1,192 @@
+//! The end-to-end harness: a private local stack (the moto emulator on a free loopback port,
+//! created from `infra/template.yaml` by `scripts/localstack.py`), the real `hashgate` and
+//! `scanner` binaries, and SDK clients pointed at the stack.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A binary of the workspace, built by the same `cargo test` run (it builds every target
+/// before running any test): next to this test's own executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo test --workspace --all-targets does)",
+        path.display()
+    );
+    path
+}
+
+/// A local stack of its own, stopped when dropped.
+pub struct Stack {
+    state: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        Self::start_with(&[])
+    }
+
+    /// Start with template parameters, e.g. `TriggerMode=EventBridge`.
+    pub fn start_with(params: &[&str]) -> Stack {
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `make venv` (make test does)",
+            python.display()
+        );
+        let state = tempfile::tempdir().expect("state dir");
+        let mut cmd = Command::new(&python);
+        cmd.current_dir(&root)
+            .arg("scripts/localstack.py")
+            .args(["up", "--port", "0", "--state-dir"])
+            .arg(state.path());
+        for p in params {
+            cmd.args(["--param", p]);
+        }
+        let out = cmd.output().expect("run scripts/localstack.py");
+        assert!(
+            out.status.success(),
+            "local stack failed to start:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(state.path().join("stack.env")).expect("stack.env");
+        let env = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.trim().trim_start_matches("export ").to_string(),
+                    v.trim().trim_matches('"').trim_matches('\'').to_string(),
+                )
+            })
+            .collect();
+        Stack { state, env }
+    }
+
+    /// A variable of `stack.env`.
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing from stack.env"))
+    }
+
+    pub fn env(&self) -> &HashMap<String, String> {
+        &self.env
+    }
+
+    /// A command with the stack's environment (and nothing of the caller's AWS settings).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k.starts_with("HASHGATE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(&self.env);
+        cmd
+    }
+
+    /// SDK configuration for the stack, independent of this process's environment.
+    pub async fn sdk(&self) -> SdkConfig {
+        hashgate_aws::config_loader()
+            .endpoint_url(self.var("AWS_ENDPOINT_URL"))
+            .region(Region::new(self.var("AWS_REGION").to_string()))
+            .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
+            .load()
+            .await
+    }
+
+    /// The scanner as a local worker on the scan queue.
+    pub fn worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let log = self
+            .state
+            .path()
+            .join(format!("worker-{}.log", now_nanos()));
+        let file = std::fs::File::create(&log).expect("worker log");
+        let child = self
+            .command(bin("scanner"))
+            .env("HASHGATE_FILTER_REFRESH_SECONDS", "1")
+            .env("HASHGATE_LOG", "info")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::from(file.try_clone().expect("log handle")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start the scanner worker");
+        Worker { child, log }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join(".venv/bin/python"))
+            .current_dir(repo_root())
+            .arg("scripts/localstack.py")
+            .args(["down", "--state-dir"])
+            .arg(self.state.path())
+            .output();
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// A running scanner worker, stopped when dropped.
+pub struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `check` until it returns `Some`, or panic after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,477 @@
+//! Uploads through the whole pipeline on the local stack, with the real SDK, the real
+//! `hashgate` CLI and the real `scanner` worker: S3 notification → SQS → scanner →
+//! quarantine → case. Afterwards every matching object is in quarantine under retention and
+//! gone from its bucket, every other object is untouched byte for byte, and there is exactly
+//! one case per match.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
+use hashgate_core::event::ObjectRef;
+use hashgate_e2e::{bin, eventually, Stack};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Content on the lists (harmless bytes standing in for known material).
+const BAD_ONE: &[u8] = b"known item one";
+const BAD_TWO: &[u8] = b"known item two, listed by SHA-256";
+
+fn md5_hex(data: &[u8]) -> String {
+    digest_bytes(data, AlgorithmSet::EMPTY.with(Algorithm::Md5))
+        .get(Algorithm::Md5)
+        .unwrap()
+        .to_hex()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    digest_bytes(data, AlgorithmSet::EMPTY.with(Algorithm::Sha256))
+        .get(Algorithm::Sha256)
+        .unwrap()
+        .to_hex()
+}
+
+/// Multipart content: two parts, so its ETag is not an MD5 and the body must be read.
+fn multipart_content() -> Vec<u8> {
+    (0..(5 * 1024 * 1024 + 4096))
+        .map(|i| (i % 251) as u8)
+        .collect()
+}
+
+/// Import a list naming `bad` into the stack with the CLI (no --db: the stack's store).
+fn import_list(stack: &Stack, md5s: &[&[u8]], sha256s: &[&[u8]]) {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("e2e-list.txt");
+    let mut text = String::from("# e2e\n");
+    for c in md5s {
+        text.push_str(&format!("{}\n", md5_hex(c)));
+    }
+    for c in sha256s {
+        text.push_str(&format!("{}\n", sha256_hex(c)));
+    }
+    std::fs::write(&list, text).unwrap();
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["lists", "import"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "import failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("filter: s3://"), "{stdout}");
+}
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> ObjectRef {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    ObjectRef {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: out.version_id().map(str::to_string),
+        etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
+    }
+}
+
+async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let out = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+async fn tags(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> BTreeMap<String, String> {
+    match s3.get_object_tagging().bucket(bucket).key(key).send().await {
+        Ok(out) => out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Every version of `key` still stored in `bucket`, with its content.
+async fn stored_versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Vec<u8>> {
+    let out = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    let mut contents = Vec::new();
+    for v in out.versions() {
+        if v.key() != Some(key) {
+            continue;
+        }
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(v.version_id().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        contents.push(body);
+    }
+    contents
+}
+
+async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    let out = dynamo.scan().table_name(table).send().await.unwrap();
+    let mut ids: Vec<String> = out
+        .items()
+        .iter()
+        .filter_map(|i| i.get("case_id")?.as_s().ok().cloned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Assert `object` was quarantined: the copy under its case, under retention, with the same
+/// bytes and its origin in the metadata; and no version of the content left in the bucket.
+async fn assert_quarantined(
+    stack: &Stack,
+    s3: &aws_sdk_s3::Client,
+    object: &ObjectRef,
+    content: &[u8],
+) {
+    let quarantine = stack.var("HASHGATE_QUARANTINE_BUCKET");
+    let case_id = object.case_id();
+    let key = format!("cases/{case_id}/object");
+    let head = s3
+        .head_object()
+        .bucket(quarantine)
+        .key(&key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{} not in quarantine at {key}: {e:?}", object.key));
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("GOVERNANCE"),
+        "{}",
+        object.key
+    );
+    let until = head
+        .object_lock_retain_until_date()
+        .expect("retention date");
+    let days = (until.secs()
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64)
+        / 86_400;
+    assert!((363..=365).contains(&days), "retained for {days} days");
+    let meta = head.metadata().expect("metadata");
+    assert_eq!(
+        meta.get("hashgate-origin-key").map(String::as_str),
+        Some(object.key.as_str())
+    );
+    assert_eq!(
+        meta.get("hashgate-case-id").map(String::as_str),
+        Some(case_id.as_str())
+    );
+    assert_eq!(get(s3, quarantine, &key).await.as_deref(), Some(content));
+    let left = stored_versions(s3, &object.bucket, &object.key).await;
+    assert!(
+        !left.iter().any(|v| v == content),
+        "{}: the matching content is still in the bucket",
+        object.key
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_of_every_kind_are_scanned_and_matches_quarantined() {
+    let stack = Stack::start();
+    let sdk = stack.sdk().await;
+    let s3 = hashgate_aws::s3_client(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let uploads = stack.var("HASHGATE_UPLOAD_BUCKET").to_string();
+    let mp = multipart_content();
+    import_list(&stack, &[BAD_ONE, &mp], &[BAD_TWO]);
+    let worker = stack.worker(&[]);
+
+    let clean: Vec<(&str, Vec<u8>)> = vec![
+        ("plain.txt", b"hello".to_vec()),
+        ("dir/sub/a b+c%.txt", b"spaces, plus and percent".to_vec()),
+        ("unicode/ünïcødé 🌞.txt", b"unicode key".to_vec()),
+        ("zero-byte", Vec::new()),
+    ];
+    for (key, body) in &clean {
+        put(&s3, &uploads, key, body).await;
+    }
+    let mut bad = vec![
+        (
+            put(&s3, &uploads, "bad/one.jpg", BAD_ONE).await,
+            BAD_ONE.to_vec(),
+        ),
+        (
+            put(&s3, &uploads, "bad/two with space+plus%.jpg", BAD_TWO).await,
+            BAD_TWO.to_vec(),
+        ),
+    ];
+
+    // A multipart upload of listed content.
+    let create = s3
+        .create_multipart_upload()
+        .bucket(&uploads)
+        .key("bad/multipart.bin")
+        .send()
+        .await
+        .unwrap();
+    let id = create.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (n, chunk) in [&mp[..5 * 1024 * 1024], &mp[5 * 1024 * 1024..]]
+        .iter()
+        .enumerate()
+    {
+        let part = s3
+            .upload_part()
+            .bucket(&uploads)
+            .key("bad/multipart.bin")
+            .upload_id(id)
+            .part_number(n as i32 + 1)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n as i32 + 1)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(&uploads)
+        .key("bad/multipart.bin")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(done.e_tag().unwrap().contains('-'), "a multipart ETag");
+    bad.push((
+        ObjectRef {
+            bucket: uploads.clone(),
+            key: "bad/multipart.bin".into(),
+            version_id: done.version_id().map(str::to_string),
+            etag: None,
+        },
+        mp.clone(),
+    ));
+
+    // CopyObject: listed content copied in from another bucket, and a clean copy.
+    let staging = stack.var("HASHGATE_LISTS_BUCKET");
+    put(&s3, staging, "staging/copy-source.jpg", BAD_ONE).await;
+    let copied = s3
+        .copy_object()
+        .bucket(&uploads)
+        .key("copied/bad.jpg")
+        .copy_source(format!("{staging}/staging/copy-source.jpg"))
+        .send()
+        .await
+        .unwrap();
+    bad.push((
+        ObjectRef {
+            bucket: uploads.clone(),
+            key: "copied/bad.jpg".into(),
+            version_id: copied.version_id().map(str::to_string),
+            etag: None,
+        },
+        BAD_ONE.to_vec(),
+    ));
+
+    let cases = stack.var("HASHGATE_CASE_TABLE");
+    let ids = eventually("one case per match", WAIT, || async {
+        let ids = case_ids(&dynamo, cases).await;
+        (ids.len() >= bad.len()).then_some(ids)
+    })
+    .await;
+    for (key, _) in &clean {
+        eventually(&format!("{key} tagged clean"), WAIT, || async {
+            (tags(&s3, &uploads, key)
+                .await
+                .get("hashgate-scan")
+                .map(String::as_str)
+                == Some("clean"))
+            .then_some(())
+        })
+        .await;
+    }
+
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = bad.iter().map(|(o, _)| o.case_id()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids,
+        expected,
+        "exactly one case per match\n{}",
+        worker.log()
+    );
+    for (object, content) in &bad {
+        assert_quarantined(&stack, &s3, object, content).await;
+    }
+    for (key, body) in &clean {
+        assert_eq!(
+            get(&s3, &uploads, key).await.as_deref(),
+            Some(body.as_slice()),
+            "{key} untouched"
+        );
+    }
+    // The clean copy's source, and the staging object outside the scanned bucket, untouched.
+    assert_eq!(
+        get(&s3, staging, "staging/copy-source.jpg")
+            .await
+            .as_deref(),
+        Some(BAD_ONE)
+    );
+}
+
+async fn send(stack: &Stack, sqs: &aws_sdk_sqs::Client, body: &str) {
+    sqs.send_message()
+        .queue_url(stack.var("HASHGATE_SCAN_QUEUE_URL"))
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn s3_notification(bucket: &str, key_encoded: &str, etag: &str) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-21T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key_encoded, "size": 1, "eTag": etag}}
+    }]})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn races_duplicates_test_events_and_malformed_messages() {
+    let stack = Stack::start();
+    let sdk = stack.sdk().await;
+    let s3 = hashgate_aws::s3_client(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let uploads = stack.var("HASHGATE_UPLOAD_BUCKET").to_string();
+    import_list(&stack, &[BAD_ONE], &[]);
+
+    // Before any scanner runs: an object deleted before its scan, an overwrite between the
+    // event and the scan, malformed messages and a test event in the queue.
+    let deleted = put(&s3, &uploads, "race/deleted.jpg", BAD_ONE).await;
+    s3.delete_object()
+        .bucket(&uploads)
+        .key("race/deleted.jpg")
+        .send()
+        .await
+        .unwrap();
+    let first = put(&s3, &uploads, "race/overwritten.jpg", BAD_ONE).await;
+    put(
+        &s3,
+        &uploads,
+        "race/overwritten.jpg",
+        b"the owner's new, clean version",
+    )
+    .await;
+    send(&stack, &sqs, "{not json").await;
+    send(&stack, &sqs, r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{}}}]}"#).await;
+    send(&stack, &sqs, r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-21T10:00:00Z","Bucket":"x","RequestId":"r","HostId":"h"}"#).await;
+
+    let worker = stack.worker(&[]);
+    let cases = stack.var("HASHGATE_CASE_TABLE");
+    eventually(
+        "cases for the deleted and the overwritten uploads",
+        WAIT,
+        || async { (case_ids(&dynamo, cases).await.len() >= 2).then_some(()) },
+    )
+    .await;
+    eventually("the new version tagged clean", WAIT, || async {
+        (tags(&s3, &uploads, "race/overwritten.jpg")
+            .await
+            .get("hashgate-scan")
+            .map(String::as_str)
+            == Some("clean"))
+        .then_some(())
+    })
+    .await;
+    // The scanned version was quarantined, by its version; the owner's new one is untouched.
+    assert_quarantined(&stack, &s3, &first, BAD_ONE).await;
+    assert_eq!(
+        get(&s3, &uploads, "race/overwritten.jpg").await.as_deref(),
+        Some(&b"the owner's new, clean version"[..])
+    );
+    // Deleted by its owner before the scan, yet still stored as a noncurrent version: the
+    // content is quarantined all the same.
+    assert_quarantined(&stack, &s3, &deleted, BAD_ONE).await;
+
+    // Duplicates and replays of a handled event converge on the one case.
+    let dup = put(&s3, &uploads, "dup/item.jpg", BAD_ONE).await;
+    eventually("a case for dup/item.jpg", WAIT, || async {
+        case_ids(&dynamo, cases)
+            .await
+            .contains(&dup.case_id())
+            .then_some(())
+    })
+    .await;
+    let replay = s3_notification(&uploads, "dup/item.jpg", dup.etag.as_deref().unwrap());
+    send(&stack, &sqs, &replay).await;
+    send(&stack, &sqs, &replay).await;
+    let marker = put(&s3, &uploads, "dup/after-the-replays.txt", b"fine").await;
+    eventually("the marker scanned after the replays", WAIT, || async {
+        tags(&s3, &uploads, &marker.key)
+            .await
+            .contains_key("hashgate-scan")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(case_ids(&dynamo, cases).await.len(), 3, "{}", worker.log());
+
+    // The malformed messages failed alone: still in the queue, never deleted.
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(stack.var("HASHGATE_SCAN_QUEUE_URL"))
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap();
+    let in_flight: u32 = attrs
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(
+        in_flight, 2,
+        "the two malformed messages are held for redelivery"
+    );
+    let log = worker.log();
+    assert!(log.contains("malformed message"), "{log}");
+    assert!(log.contains("s3:TestEvent acknowledged"), "{log}");
+}
