@@ -8,12 +8,16 @@ CARGO ?= cargo
 # One target directory for every build, so nothing is compiled twice.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help run test lint fmt unit bench bench-engines clean
+.PHONY: help run demo-cli test lint fmt unit bench bench-engines clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-run: ## The whole flow locally, on generated sample data
+run: venv ## The whole flow locally: stack, lists, scanner, sample uploads; Ctrl-C stops it
+	$(CARGO) build -p hashgate-cli -p hashgate-scanner
+	scripts/stack.sh run
+
+demo-cli: ## The hashgate CLI alone on generated sample data (no stack)
 	$(CARGO) build -p hashgate-cli
 	HASHGATE=$(CARGO_TARGET_DIR)/debug/hashgate scripts/run-local.sh
 
@@ -57,12 +61,12 @@ $(VENV)/.stamp: scripts/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch $@
 
-up: venv ## Start the local AWS stack (moto on 127.0.0.1:4566) from infra/template.yaml
-	$(VENV)/bin/python scripts/localstack.py up
+up: venv ## make run in the background: stack, sample lists, scanner worker; writes .local/stack.env
+	$(CARGO) build -p hashgate-cli -p hashgate-scanner
+	scripts/stack.sh up
 
-down: ## Stop the local AWS stack
-	@if test -x $(VENV)/bin/python; then $(VENV)/bin/python scripts/localstack.py down; \
-	else echo "no $(VENV): nothing to stop"; fi
+down: ## Stop the scanner worker and the local AWS stack
+	scripts/stack.sh down
 
 stack-status: venv ## Is the local AWS stack up, and which of its resources exist
 	$(VENV)/bin/python scripts/localstack.py status

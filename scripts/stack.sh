@@ -50,12 +50,14 @@ down() {
 
 run() {
   up
-  trap 'echo; down; exit 0' INT TERM
+  local follower=""
+  trap 'echo; [[ -n $follower ]] && kill "$follower" 2>/dev/null; down; exit 0' INT TERM
   "$py" scripts/demo.py --state-dir "$state"
   echo
   echo "== running: the scanner keeps watching the upload bucket. Ctrl-C stops everything."
   echo "   (in another shell: set -a; . $state/stack.env; set +a, then upload or import lists)"
   tail -n 0 -f "$state/scanner.log" &
+  follower=$!
   wait
 }
 

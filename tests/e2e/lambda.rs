@@ -1,0 +1,683 @@
+//! The real `scanner` binary under the real Lambda runtime emulator (`cargo lambda watch
+//! --only-lambda-apis`), invoked with `cargo lambda invoke` in every shape the function
+//! accepts: a direct S3 event notification, an SQS batch, an EventBridge "Object Created"
+//! event, S3's `s3:TestEvent`, and a payload that is no event at all. Each invocation is
+//! synchronous, so its effects on the local stack are checked as soon as it returns.
+//!
+//! The emulator builds nothing here: the test starts the already-built binary itself with
+//! the variables the emulator asks for (`AWS_LAMBDA_RUNTIME_API` pointing at
+//! `http://<addr>/.rt/<function name>`, the function's name, memory size and version).
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
+use hashgate_core::event::ObjectRef;
+use hashgate_e2e::{bin, eventually, repo_root, Stack};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// The function's name: the scanner's binary target, so the emulator knows it.
+const FUNCTION: &str = "scanner";
+
+/// Content on the list (harmless bytes standing in for known material).
+const LISTED: &[u8] = b"known item, invoked through the Lambda runtime";
+
+fn md5_hex(data: &[u8]) -> String {
+    digest_bytes(data, AlgorithmSet::EMPTY.with(Algorithm::Md5))
+        .get(Algorithm::Md5)
+        .unwrap()
+        .to_hex()
+}
+
+/// Import a list naming `md5s` into the stack with the CLI (no --db: the stack's store).
+fn import_list(stack: &Stack, md5s: &[&[u8]]) {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("e2e-list.txt");
+    let mut text = String::from("# e2e\n");
+    for c in md5s {
+        text.push_str(&format!("{}\n", md5_hex(c)));
+    }
+    std::fs::write(&list, text).unwrap();
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["lists", "import"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "import failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("filter: s3://"), "{stdout}");
+}
+
+fn cargo_lambda() -> PathBuf {
+    let path = repo_root().join(".venv/bin/cargo-lambda");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make venv` (make test does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Guard {
+    let file = std::fs::File::create(log).expect("log file");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file.try_clone().expect("log handle")))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()));
+    Guard(child)
+}
+
+/// The Lambda runtime emulator and the scanner function attached to it; both stopped when
+/// dropped. Their output is kept in files, for the assertion messages.
+struct Lambda {
+    // Dropped in this order: the function, then the emulator, then their logs.
+    function: Guard,
+    emulator: Guard,
+    port: u16,
+    invocations: usize,
+    dir: tempfile::TempDir,
+}
+
+impl Lambda {
+    /// Start the emulator, wait until it accepts connections, then start the function.
+    async fn start(stack: &Stack) -> Lambda {
+        let dir = tempfile::tempdir().expect("lambda dir");
+        let port = free_port();
+        let root = repo_root();
+        // The emulator reads the workspace's metadata (never builds it) to know that
+        // `scanner` is one of its binaries.
+        let mut emulator = spawn_logged(
+            Command::new(cargo_lambda())
+                .current_dir(&root)
+                .args(["lambda", "watch", "--only-lambda-apis"])
+                .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
+                .arg(port.to_string())
+                .arg("--manifest-path")
+                .arg(root.join("Cargo.toml")),
+            &dir.path().join("emulator.log"),
+        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let emulator_log = dir.path().join("emulator.log");
+        let since = Instant::now();
+        eventually("the Lambda emulator to listen", WAIT, || {
+            if let Some(status) = emulator.0.try_wait().expect("emulator status") {
+                panic!(
+                    "the Lambda emulator exited ({status}):\n{}",
+                    read(&emulator_log)
+                );
+            }
+            assert!(
+                since.elapsed() < WAIT,
+                "the Lambda emulator is not listening on {addr}:\n{}",
+                read(&emulator_log)
+            );
+            let up = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok();
+            std::future::ready(up.then_some(()))
+        })
+        .await;
+
+        let function = spawn_logged(
+            stack
+                .command(bin("scanner"))
+                .env("HASHGATE_LOG", "info")
+                .env(
+                    "AWS_LAMBDA_RUNTIME_API",
+                    format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"),
+                )
+                .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+            &dir.path().join("function.log"),
+        );
+        Lambda {
+            function,
+            emulator,
+            port,
+            invocations: 0,
+            dir,
+        }
+    }
+
+    fn function_log(&self) -> String {
+        read(&self.dir.path().join("function.log"))
+    }
+
+    /// Both logs, for assertion messages.
+    fn logs(&self) -> String {
+        logs_in(self.dir.path())
+    }
+
+    /// Invoke the function with `payload` through `cargo lambda invoke`; its result.
+    async fn invoke(&mut self, what: &str, payload: &Value) -> Value {
+        self.invocations += 1;
+        let base = self.dir.path().join(format!("invoke-{}", self.invocations));
+        let data = base.with_extension("json");
+        let out_path = base.with_extension("out");
+        let err_path = base.with_extension("err");
+        std::fs::write(&data, payload.to_string()).unwrap();
+        let out = std::fs::File::create(&out_path).unwrap();
+        let err = std::fs::File::create(&err_path).unwrap();
+        let mut call = Guard(
+            Command::new(cargo_lambda())
+                .args(["lambda", "invoke", FUNCTION])
+                .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
+                .arg(self.port.to_string())
+                .arg("--data-file")
+                .arg(&data)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("start cargo lambda invoke"),
+        );
+        let status: ExitStatus = {
+            let (function, emulator, dir) = (&mut self.function, &mut self.emulator, &self.dir);
+            let since = Instant::now();
+            eventually(&format!("the {what} invocation to return"), WAIT, || {
+                if let Some(status) = call.0.try_wait().expect("invoke status") {
+                    return std::future::ready(Some(status));
+                }
+                for (name, child) in [("function", &mut *function), ("emulator", &mut *emulator)] {
+                    if let Some(status) = child.0.try_wait().expect("child status") {
+                        panic!(
+                            "the {name} exited ({status}) during the {what} invocation\n{}",
+                            logs_in(dir.path())
+                        );
+                    }
+                }
+                // Fails before `eventually` gives up, so the message carries the logs.
+                assert!(
+                    since.elapsed() < WAIT,
+                    "the {what} invocation did not return\n{}",
+                    logs_in(dir.path())
+                );
+                std::future::ready(None)
+            })
+            .await
+        };
+        let stdout = read(&out_path);
+        assert!(
+            status.success(),
+            "the {what} invocation failed ({status}):\n{stdout}{}\n{}",
+            read(&err_path),
+            self.logs()
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "the {what} invocation returned no JSON ({e}): {stdout:?}\n{}",
+                self.logs()
+            )
+        })
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn logs_in(dir: &Path) -> String {
+    format!(
+        "--- emulator log ---\n{}\n--- function log ---\n{}",
+        read(&dir.join("emulator.log")),
+        read(&dir.join("function.log"))
+    )
+}
+
+/// A key as S3 event notifications carry it: URL-encoded, a space as `+`.
+fn notification_key(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One uploaded object: where it is, which version, and what it holds.
+struct Upload {
+    object: ObjectRef,
+    body: Vec<u8>,
+}
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> Upload {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    let object = ObjectRef {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: out.version_id().map(str::to_string),
+        etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
+    };
+    assert!(
+        object.version_id.is_some(),
+        "the upload bucket is versioned"
+    );
+    Upload {
+        object,
+        body: body.to_vec(),
+    }
+}
+
+/// An S3 event notification record for `upload`, as S3 sends it; `with_version` adds the
+/// `versionId` S3 sends for a versioned bucket (without it the scanner finds the version).
+fn s3_record(upload: &Upload, with_version: bool) -> Value {
+    let o = &upload.object;
+    let mut object = json!({
+        "key": notification_key(&o.key),
+        "size": upload.body.len(),
+        "eTag": o.etag.as_deref().unwrap(),
+        "sequencer": "0065A1B2C3D4E5F601",
+    });
+    if with_version {
+        object["versionId"] = json!(o.version_id.as_deref().unwrap());
+    }
+    json!({
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-21T10:00:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "hashgate-scan",
+            "bucket": {
+                "name": o.bucket,
+                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                "arn": format!("arn:aws:s3:::{}", o.bucket),
+            },
+            "object": object,
+        },
+    })
+}
+
+fn s3_notification(upload: &Upload, with_version: bool) -> Value {
+    json!({"Records": [s3_record(upload, with_version)]})
+}
+
+fn sqs_record(message_id: &str, body: &str) -> Value {
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("AQEB{message_id}receipt"),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795255200000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1795255200001",
+        },
+        "messageAttributes": {},
+        "md5OfBody": md5_hex(body.as_bytes()),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:hashgate-scan",
+        "awsRegion": "us-east-1",
+    })
+}
+
+/// An EventBridge "Object Created" event for `upload`: the key as it is, not encoded.
+fn eventbridge_event(upload: &Upload) -> Value {
+    let o = &upload.object;
+    json!({
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-21T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{}", o.bucket)],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": o.bucket},
+            "object": {
+                "key": o.key,
+                "size": upload.body.len(),
+                "etag": o.etag.as_deref().unwrap(),
+                "version-id": o.version_id.as_deref().unwrap(),
+                "sequencer": "0065A1B2C3D4E5F602",
+            },
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        },
+    })
+}
+
+async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let out = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+async fn tags(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> BTreeMap<String, String> {
+    let mut req = s3
+        .get_object_tagging()
+        .bucket(&object.bucket)
+        .key(&object.key);
+    if let Some(v) = &object.version_id {
+        req = req.version_id(v);
+    }
+    match req.send().await {
+        Ok(out) => out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// The contents of every version of `key` still stored in `bucket`.
+async fn stored_versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Vec<u8>> {
+    let out = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    let mut contents = Vec::new();
+    for v in out.versions() {
+        if v.key() != Some(key) {
+            continue;
+        }
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(v.version_id().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        contents.push(body);
+    }
+    contents
+}
+
+async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    let out = dynamo.scan().table_name(table).send().await.unwrap();
+    let mut ids: Vec<String> = out
+        .items()
+        .iter()
+        .filter_map(|i| i.get("case_id")?.as_s().ok().cloned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Everything a test needs: the stack with a list imported, the function under the
+/// emulator, and clients.
+struct Fixture {
+    // Dropped first: the function and emulator, then the stack they talk to.
+    lambda: Lambda,
+    stack: Stack,
+    s3: aws_sdk_s3::Client,
+    dynamo: aws_sdk_dynamodb::Client,
+    uploads: String,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let stack = Stack::start();
+        import_list(&stack, &[LISTED]);
+        let sdk = stack.sdk().await;
+        let lambda = Lambda::start(&stack).await;
+        Fixture {
+            s3: hashgate_aws::s3_client(&sdk),
+            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+            uploads: stack.var("HASHGATE_UPLOAD_BUCKET").to_string(),
+            lambda,
+            stack,
+        }
+    }
+
+    async fn put(&self, key: &str, body: &[u8]) -> Upload {
+        put(&self.s3, &self.uploads, key, body).await
+    }
+
+    async fn cases(&self) -> Vec<String> {
+        case_ids(&self.dynamo, self.stack.var("HASHGATE_CASE_TABLE")).await
+    }
+
+    /// `upload` was quarantined: a case under its version's case id, the copy under that
+    /// case with the same bytes and its origin, and no version of it left in its bucket.
+    async fn assert_quarantined(&self, upload: &Upload) {
+        let object = &upload.object;
+        let case_id = object.case_id();
+        let cases = self.cases().await;
+        assert!(
+            cases.contains(&case_id),
+            "no case {case_id} for {} among {cases:?}\n{}",
+            object.key,
+            self.lambda.logs()
+        );
+        let quarantine = self.stack.var("HASHGATE_QUARANTINE_BUCKET");
+        let key = format!("cases/{case_id}/object");
+        let head = self
+            .s3
+            .head_object()
+            .bucket(quarantine)
+            .key(&key)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} not in quarantine at {key}: {e:?}\n{}",
+                    object.key,
+                    self.lambda.logs()
+                )
+            });
+        assert_eq!(
+            head.metadata()
+                .and_then(|m| m.get("hashgate-origin-key"))
+                .map(String::as_str),
+            Some(object.key.as_str())
+        );
+        assert_eq!(
+            get(&self.s3, quarantine, &key).await.as_deref(),
+            Some(upload.body.as_slice()),
+            "the quarantined copy of {}",
+            object.key
+        );
+        let left = stored_versions(&self.s3, &object.bucket, &object.key).await;
+        assert!(
+            !left.contains(&upload.body),
+            "{}: the listed content is still in the upload bucket\n{}",
+            object.key,
+            self.lambda.logs()
+        );
+    }
+
+    /// `upload` was scanned clean: tagged so, its content untouched, no case for it.
+    async fn assert_clean(&self, upload: &Upload) {
+        let object = &upload.object;
+        assert_eq!(
+            tags(&self.s3, object)
+                .await
+                .get("hashgate-scan")
+                .map(String::as_str),
+            Some("clean"),
+            "{} tagged clean\n{}",
+            object.key,
+            self.lambda.logs()
+        );
+        assert_eq!(
+            get(&self.s3, &object.bucket, &object.key).await.as_deref(),
+            Some(upload.body.as_slice()),
+            "{} untouched",
+            object.key
+        );
+        assert!(!self.cases().await.contains(&object.case_id()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_s3_notifications_quarantine_a_match_and_tag_a_clean_object() {
+    let mut f = Fixture::start().await;
+    let listed = f.put("direct/listed item+1%.jpg", LISTED).await;
+    let clean = f
+        .put("direct/ünïcødé clean 🌞.txt", b"nothing to see")
+        .await;
+
+    // As S3 sends them: one record each, the key URL-encoded, no version id needed.
+    let event = s3_notification(&listed, false);
+    assert_eq!(
+        event["Records"][0]["s3"]["object"]["key"],
+        "direct/listed+item%2B1%25.jpg"
+    );
+    let result = f.lambda.invoke("direct S3 (listed)", &event).await;
+    assert_eq!(result, Value::Null, "{}", f.lambda.logs());
+    let result = f
+        .lambda
+        .invoke("direct S3 (clean)", &s3_notification(&clean, false))
+        .await;
+    assert_eq!(result, Value::Null, "{}", f.lambda.logs());
+
+    f.assert_quarantined(&listed).await;
+    f.assert_clean(&clean).await;
+    assert_eq!(
+        f.cases().await,
+        vec![listed.object.case_id()],
+        "{}",
+        f.lambda.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_batch_reports_only_the_malformed_message_as_failed() {
+    let mut f = Fixture::start().await;
+    let listed = f.put("sqs/listed item.jpg", LISTED).await;
+    let clean = f.put("sqs/clean item.txt", b"fine").await;
+
+    let batch = json!({"Records": [
+        sqs_record("m1", &s3_notification(&listed, true).to_string()),
+        sqs_record("m2", "{not json"),
+        sqs_record("m3", &s3_notification(&clean, false).to_string()),
+    ]});
+    let result = f.lambda.invoke("SQS batch", &batch).await;
+    assert_eq!(
+        result,
+        json!({"batchItemFailures": [{"itemIdentifier": "m2"}]}),
+        "{}",
+        f.lambda.logs()
+    );
+
+    f.assert_quarantined(&listed).await;
+    f.assert_clean(&clean).await;
+    assert_eq!(f.cases().await, vec![listed.object.case_id()]);
+    let log = f.lambda.function_log();
+    assert!(log.contains("malformed message"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eventbridge_object_created_events_are_scanned() {
+    let mut f = Fixture::start().await;
+    // EventBridge carries keys as they are: a `+` is a plus, `%20` three characters.
+    let listed = f.put("eventbridge/listed + item%20.jpg", LISTED).await;
+    let clean = f.put("eventbridge/clean + item.txt", b"fine").await;
+
+    let result = f
+        .lambda
+        .invoke("EventBridge (listed)", &eventbridge_event(&listed))
+        .await;
+    assert_eq!(result, Value::Null, "{}", f.lambda.logs());
+    let result = f
+        .lambda
+        .invoke("EventBridge (clean)", &eventbridge_event(&clean))
+        .await;
+    assert_eq!(result, Value::Null, "{}", f.lambda.logs());
+
+    f.assert_quarantined(&listed).await;
+    f.assert_clean(&clean).await;
+    assert_eq!(f.cases().await, vec![listed.object.case_id()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_events_and_unrecognised_payloads_succeed_and_change_nothing() {
+    let mut f = Fixture::start().await;
+    let listed = f.put("idle/listed.jpg", LISTED).await;
+
+    let test_event = json!({
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": "2026-11-21T10:00:00.000Z",
+        "Bucket": f.uploads,
+        "RequestId": "5582815E1AEA5ADF",
+        "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+    });
+    let result = f.lambda.invoke("s3:TestEvent", &test_event).await;
+    assert_eq!(result, Value::Null, "{}", f.lambda.logs());
+    // Not an event at all: nothing in it can be scanned and a retry cannot help, so the
+    // scanner logs it and succeeds with no result.
+    let result = f.lambda.invoke("non-event", &json!({"hello": 1})).await;
+    assert_eq!(result, Value::Null, "{}", f.lambda.logs());
+
+    let log = f.lambda.function_log();
+    assert!(log.contains("s3:TestEvent acknowledged"), "{log}");
+    assert!(log.contains("unrecognised invocation payload"), "{log}");
+    assert_eq!(f.cases().await, Vec::<String>::new(), "{log}");
+    assert_eq!(
+        get(&f.s3, &f.uploads, &listed.object.key).await.as_deref(),
+        Some(LISTED),
+        "the listed object was not touched"
+    );
+    assert!(tags(&f.s3, &listed.object).await.is_empty(), "not scanned");
+
+    // The function is still serving: the next real event is handled.
+    let result = f
+        .lambda
+        .invoke("direct S3 after them", &s3_notification(&listed, true))
+        .await;
+    assert_eq!(result, Value::Null, "{}", f.lambda.logs());
+    f.assert_quarantined(&listed).await;
+}
