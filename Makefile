@@ -35,9 +35,9 @@ unit: venv ## The test suites (unit, CLI end to end, multi-GiB digests, the pipe
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Benchmarks side by side with their references; rewrites BENCHMARKS.md's results
+bench: venv ## Benchmarks side by side with their references; rewrites BENCHMARKS.md's results
 	@command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-	$(CARGO) build --release -p hashgate-cli -p hashgate-bench
+	$(CARGO) build --release -p hashgate-cli -p hashgate-scanner -p hashgate-bench
 	$(CARGO_TARGET_DIR)/release/hashgate-bench --write BENCHMARKS.md
 
 bench-engines: ## Compare embedded storage engines for the exact store (10M entries)

@@ -15,6 +15,7 @@
 
 mod data;
 mod filter;
+mod pipeline;
 mod report;
 mod scan;
 mod stats;
@@ -56,6 +57,8 @@ pub struct Sizes {
     pub queries: u64,
     pub query_runs: usize,
     pub fp_probes: u64,
+    pub pipeline_objects: usize,
+    pub pipeline_object_bytes: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -70,6 +73,8 @@ const FULL: Sizes = Sizes {
     queries: 1_000_000,
     query_runs: 3,
     fp_probes: 10_000_000,
+    pipeline_objects: 500,
+    pipeline_object_bytes: 256 * 1024,
 };
 
 const QUICK: Sizes = Sizes {
@@ -78,6 +83,7 @@ const QUICK: Sizes = Sizes {
     lookups: 100_000,
     queries: 100_000,
     fp_probes: 1_000_000,
+    pipeline_objects: 50,
     ..FULL
 };
 
@@ -85,12 +91,14 @@ impl Sizes {
     fn describe(&self) -> String {
         format!(
             "scan file {}; store and filter {} entries; {} member + {} non-member \
-             store lookups; {} false-positive probes",
+             store lookups; {} false-positive probes; {} pipeline uploads of {}",
             size(self.scan_file_bytes),
             thousands(self.entries as f64),
             thousands(self.lookups as f64),
             thousands(self.lookups as f64),
             thousands(self.fp_probes as f64),
+            self.pipeline_objects,
+            size(self.pipeline_object_bytes as u64),
         )
     }
 }
@@ -110,12 +118,18 @@ fn main() -> Result<()> {
     let filter = filter::run(&db, sizes)?;
     drop(db);
     remove_databases(&data_dir)?;
+    let pipeline = pipeline::run_or_explain(sizes.pipeline_objects, sizes.pipeline_object_bytes)?;
 
     let section = report::render(
         &run,
         &sizes.describe(),
         started.elapsed(),
-        &[scan.markdown(), store.markdown(), filter.markdown()],
+        &[
+            scan.markdown(),
+            store.markdown(),
+            filter.markdown(),
+            pipeline.markdown(),
+        ],
     );
     println!("{section}");
     if let Some(path) = &args.write {

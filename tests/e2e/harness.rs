@@ -18,14 +18,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A binary of the workspace, built by the same `cargo test` run (it builds every target
-/// before running any test): next to this test's own executable.
+/// A binary of the workspace, from the same profile as the running program: a test runs from
+/// `target/<profile>/deps/` (and `cargo test` builds every binary before any test runs), a
+/// benchmark from `target/<profile>/`.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
+    let exe = std::env::current_exe().expect("executable path");
+    let mut dir = exe.parent().expect("executable directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -10,6 +10,7 @@ mod app;
 mod config;
 mod worker;
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -27,7 +28,10 @@ async fn main() -> anyhow::Result<()> {
             .without_time()
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stdout().is_terminal())
+            .init();
     }
 
     let config = config::Config::from_env()?;
