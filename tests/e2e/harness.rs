@@ -171,6 +171,9 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- scanner worker log ---\n{}--- end ---", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -475,3 +475,146 @@ async fn races_duplicates_test_events_and_malformed_messages() {
     assert!(log.contains("malformed message"), "{log}");
     assert!(log.contains("s3:TestEvent acknowledged"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_scanners_take_new_lists_refuse_bad_filters_and_respect_owner_tags() {
+    let stack = Stack::start();
+    let sdk = stack.sdk().await;
+    let s3 = hashgate_aws::s3_client(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let uploads = stack.var("HASHGATE_UPLOAD_BUCKET").to_string();
+    let cases = stack.var("HASHGATE_CASE_TABLE");
+    import_list(&stack, &[BAD_ONE], &[]);
+    let worker = stack.worker(&[]);
+
+    let first = put(&s3, &uploads, "warm/one.jpg", BAD_ONE).await;
+    eventually("the first match", WAIT, || async {
+        case_ids(&dynamo, cases)
+            .await
+            .contains(&first.case_id())
+            .then_some(())
+    })
+    .await;
+    // A list imported while the scanner runs: picked up within the refresh interval (one
+    // second here), after which it is in force.
+    import_list(&stack, &[BAD_TWO], &[]);
+    eventually(
+        "the new filter loaded by the running scanner",
+        WAIT,
+        || async {
+            worker
+                .log()
+                .contains("filter snapshot loaded entries=2 store_version=2")
+                .then_some(())
+        },
+    )
+    .await;
+    let second = put(&s3, &uploads, "warm/two.jpg", BAD_TWO).await;
+    eventually("a match on the newly imported list", WAIT, || async {
+        case_ids(&dynamo, cases)
+            .await
+            .contains(&second.case_id())
+            .then_some(())
+    })
+    .await;
+
+    // A damaged snapshot is refused loudly; matching goes on with the last good one.
+    s3.put_object()
+        .bucket(stack.var("HASHGATE_FILTER_BUCKET"))
+        .key("filters/current.hgf")
+        .body(ByteStream::from_static(b"HGFILTER but truncated"))
+        .send()
+        .await
+        .unwrap();
+    eventually("the damaged snapshot refused", WAIT, || async {
+        worker
+            .log()
+            .contains("filter snapshot REFUSED")
+            .then_some(())
+    })
+    .await;
+    let third = put(&s3, &uploads, "warm/three.jpg", BAD_ONE).await;
+    eventually("a match after the refusal", WAIT, || async {
+        case_ids(&dynamo, cases)
+            .await
+            .contains(&third.case_id())
+            .then_some(())
+    })
+    .await;
+
+    // The result tag joins the owner's tags and never replaces them; with no room left
+    // (S3 allows ten), the object is left as it is.
+    let tagged = s3
+        .put_object()
+        .bucket(&uploads)
+        .key("warm/owner-tags.txt")
+        .body(ByteStream::from_static(b"owner's file"))
+        .tagging("project=alpha&team=blue")
+        .send()
+        .await
+        .unwrap();
+    let full: String = (0..10)
+        .map(|i| format!("k{i}=v{i}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    s3.put_object()
+        .bucket(&uploads)
+        .key("warm/ten-tags.txt")
+        .body(ByteStream::from_static(b"owner's other file"))
+        .tagging(full)
+        .send()
+        .await
+        .unwrap();
+    let marker = put(&s3, &uploads, "warm/zz-marker.txt", b"last").await;
+    eventually("the marker scanned", WAIT, || async {
+        tags(&s3, &uploads, &marker.key)
+            .await
+            .contains_key("hashgate-scan")
+            .then_some(())
+    })
+    .await;
+    eventually("owner tags kept, result added", WAIT, || async {
+        let t = tags(&s3, &uploads, "warm/owner-tags.txt").await;
+        (t.len() == 3).then_some(t)
+    })
+    .await
+    .iter()
+    .zip([
+        ("hashgate-scan", "clean"),
+        ("project", "alpha"),
+        ("team", "blue"),
+    ])
+    .for_each(|((k, v), (ek, ev))| assert_eq!((k.as_str(), v.as_str()), (ek, ev)));
+    assert!(tagged.version_id().is_some());
+    let ten = tags(&s3, &uploads, "warm/ten-tags.txt").await;
+    assert_eq!(
+        ten.len(),
+        10,
+        "no room: the owner's ten tags stay as they were"
+    );
+    assert!(!ten.contains_key("hashgate-scan"));
+
+    // Every case reached the review queue, without the object's content.
+    let mut announced = Vec::new();
+    for _ in 0..5 {
+        let out = sqs
+            .receive_message()
+            .queue_url(stack.var("HASHGATE_REVIEW_QUEUE_URL"))
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            announced.push(body["case_id"].as_str().unwrap().to_string());
+        }
+    }
+    for object in [&first, &second, &third] {
+        assert!(
+            announced.contains(&object.case_id()),
+            "{} not announced: {announced:?}",
+            object.key
+        );
+    }
+}

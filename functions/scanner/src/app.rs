@@ -117,7 +117,7 @@ impl App {
     /// Reload the filter and the store's version when due (or now, with `force`). A filter
     /// is used only while it covers the store's current version; otherwise every digest
     /// goes to the exact store. A refused snapshot never replaces the last good one.
-    async fn refresh_filter(&self, force: bool) {
+    pub async fn refresh_filter(&self, force: bool) {
         let mut state = self.state.lock().await;
         if !force && state.checked.is_some_and(|t| t.elapsed() < self.refresh) {
             return;
@@ -175,6 +175,11 @@ impl App {
         }
     }
 
+    /// How often the filter and the store version are checked.
+    pub fn refresh_interval(&self) -> std::time::Duration {
+        self.refresh
+    }
+
     /// Handle one Lambda payload of any supported shape.
     pub async fn handle(&self, payload: Value) -> Result<Value, PipelineError> {
         self.refresh_filter(false).await;
@@ -211,6 +216,7 @@ impl App {
 
     /// Process every notice of one message; false if any failed (the message comes back).
     pub async fn process_all(&self, notices: Vec<Notice>) -> bool {
+        self.refresh_filter(false).await;
         let mut ok = true;
         for notice in notices {
             if let Err(e) = self.process(notice).await {

@@ -15,12 +15,16 @@ pub async fn run(app: Arc<App>, queue_url: String) -> anyhow::Result<()> {
     tracing::info!(queue = %queue_url, "worker polling");
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
+    // Long polls no longer than the refresh interval, so an idle worker still picks up a new
+    // filter on time.
+    let wait = app.refresh_interval().as_secs().clamp(1, 20) as i32;
     loop {
+        app.refresh_filter(false).await;
         let receive = sqs
             .receive_message()
             .queue_url(&queue_url)
             .max_number_of_messages(10)
-            .wait_time_seconds(10)
+            .wait_time_seconds(wait)
             .send();
         let out = tokio::select! {
             _ = &mut shutdown => {
