@@ -58,6 +58,11 @@ pub enum ReadResult {
     TooLarge {
         size: u64,
     },
+    /// The store refuses to hand it over (access denied, a KMS key the scanner may not use):
+    /// retrying will not help.
+    Unreadable {
+        reason: String,
+    },
 }
 
 /// A storage failure: what, where, and whether retrying may help.
@@ -153,6 +158,10 @@ pub enum ScanStatus {
         size: u64,
         max: u64,
     },
+    /// The object store refused to hand the object over: not scanned.
+    Unreadable {
+        reason: String,
+    },
 }
 
 impl ScanStatus {
@@ -164,6 +173,7 @@ impl ScanStatus {
             ScanStatus::Superseded => "superseded",
             ScanStatus::Gone => "gone",
             ScanStatus::TooLarge { .. } => "unscanned-too-large",
+            ScanStatus::Unreadable { .. } => "unscanned-unreadable",
         }
     }
 }
@@ -271,6 +281,18 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
                     return Ok(report);
                 }
                 ReadResult::TooLarge { size } => return self.too_large(report, object, size).await,
+                ReadResult::Unreadable { reason } => {
+                    report.status = ScanStatus::Unreadable { reason };
+                    // Best effort: a store that refuses reads may refuse tagging too.
+                    if let Err(e) = self
+                        .objects
+                        .tag_result(object, report.status.tag_value())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot tag an unreadable object");
+                    }
+                    return Ok(report);
+                }
             }
         };
         report.digests = CaseRecord::digest_pairs(&digests);
@@ -369,6 +391,8 @@ mod tests {
         /// Fail the nth quarantine step (1-based) once.
         fail_step: Mutex<Option<usize>>,
         steps: Mutex<usize>,
+        /// Refuse reads, as a store does for an object whose KMS key the scanner lacks.
+        unreadable: Mutex<bool>,
     }
 
     fn etag_of(content: &[u8]) -> String {
@@ -422,6 +446,11 @@ mod tests {
             algorithms: AlgorithmSet,
             _max: u64,
         ) -> Result<ReadResult, StorageError> {
+            if *self.unreadable.lock().unwrap() {
+                return Ok(ReadResult::Unreadable {
+                    reason: "AccessDenied".into(),
+                });
+            }
             let Some((_, content, _)) = self.current(o) else {
                 return Ok(ReadResult::Changed);
             };
@@ -677,6 +706,20 @@ mod tests {
         assert_eq!(
             s.objects.get("uploads", "big").unwrap().2,
             ["unscanned-too-large"]
+        );
+    }
+
+    #[test]
+    fn unreadable_objects_get_their_own_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scanner(dir.path());
+        s.objects.put("uploads", "locked", b"kms-encrypted");
+        *s.objects.unreadable.lock().unwrap() = true;
+        let r = scan(&s, &event("locked", b"kms-encrypted"), AlgorithmSet::ALL).unwrap();
+        assert!(matches!(r.status, ScanStatus::Unreadable { .. }), "{r:?}");
+        assert_eq!(
+            s.objects.get("uploads", "locked").unwrap().2,
+            ["unscanned-unreadable"]
         );
     }
 

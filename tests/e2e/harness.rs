@@ -2,13 +2,14 @@
 //! created from `infra/template.yaml` by `scripts/localstack.py`), the real `hashgate` and
 //! `scanner` binaries, and SDK clients pointed at the stack.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
+use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -193,4 +194,128 @@ where
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Hex digest of `data`.
+pub fn hex_digest(algorithm: Algorithm, data: &[u8]) -> String {
+    digest_bytes(data, AlgorithmSet::EMPTY.with(algorithm))
+        .get(algorithm)
+        .expect("computed")
+        .to_hex()
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    hex_digest(Algorithm::Md5, data)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex_digest(Algorithm::Sha256, data)
+}
+
+/// Import a list naming `md5s` by MD5 and `sha256s` by SHA-256 into the stack with the real
+/// CLI (no `--db`: the stack's DynamoDB store, and a published filter).
+pub fn import_list(stack: &Stack, md5s: &[&[u8]], sha256s: &[&[u8]]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let list = dir.path().join("e2e-list.txt");
+    let mut text = String::from("# e2e\n");
+    for c in md5s {
+        text.push_str(&format!("{}\n", md5_hex(c)));
+    }
+    for c in sha256s {
+        text.push_str(&format!("{}\n", sha256_hex(c)));
+    }
+    std::fs::write(&list, text).expect("write the list");
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["lists", "import"])
+        .arg(&list)
+        .output()
+        .expect("run hashgate");
+    assert!(
+        out.status.success(),
+        "import failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("filter: s3://"), "{stdout}");
+}
+
+/// The current object's bytes, if any.
+pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let out = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+}
+
+/// The tags of an object (a given version, or the current one); empty if it is gone.
+pub async fn tags(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> BTreeMap<String, String> {
+    let request = s3
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_string));
+    match request.send().await {
+        Ok(out) => out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// The contents of every version of `key` still stored in `bucket`.
+pub async fn stored_versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Vec<u8>> {
+    let out = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .expect("list versions");
+    let mut contents = Vec::new();
+    for v in out.versions() {
+        if v.key() != Some(key) {
+            continue;
+        }
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(v.version_id().expect("a version id"))
+            .send()
+            .await
+            .expect("get a version");
+        contents.push(
+            body.body
+                .collect()
+                .await
+                .expect("body")
+                .into_bytes()
+                .to_vec(),
+        );
+    }
+    contents
+}
+
+/// Every case id in the case table, sorted.
+pub async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    let out = dynamo
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("scan cases");
+    let mut ids: Vec<String> = out
+        .items()
+        .iter()
+        .filter_map(|i| i.get("case_id")?.as_s().ok().cloned())
+        .collect();
+    ids.sort();
+    ids
 }

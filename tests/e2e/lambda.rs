@@ -8,16 +8,16 @@
 //! the variables the emulator asks for (`AWS_LAMBDA_RUNTIME_API` pointing at
 //! `http://<addr>/.rt/<function name>`, the function's name, memory size and version).
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{bin, eventually, repo_root, Stack};
+use hashgate_e2e::{
+    bin, case_ids, eventually, get, import_list, md5_hex, repo_root, stored_versions, tags, Stack,
+};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -27,38 +27,6 @@ const FUNCTION: &str = "scanner";
 
 /// Content on the list (harmless bytes standing in for known material).
 const LISTED: &[u8] = b"known item, invoked through the Lambda runtime";
-
-fn md5_hex(data: &[u8]) -> String {
-    digest_bytes(data, AlgorithmSet::EMPTY.with(Algorithm::Md5))
-        .get(Algorithm::Md5)
-        .unwrap()
-        .to_hex()
-}
-
-/// Import a list naming `md5s` into the stack with the CLI (no --db: the stack's store).
-fn import_list(stack: &Stack, md5s: &[&[u8]]) {
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("e2e-list.txt");
-    let mut text = String::from("# e2e\n");
-    for c in md5s {
-        text.push_str(&format!("{}\n", md5_hex(c)));
-    }
-    std::fs::write(&list, text).unwrap();
-    let out = stack
-        .command(bin("hashgate"))
-        .args(["lists", "import"])
-        .arg(&list)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "import failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("filter: s3://"), "{stdout}");
-}
 
 fn cargo_lambda() -> PathBuf {
     let path = repo_root().join(".venv/bin/cargo-lambda");
@@ -388,73 +356,6 @@ fn eventbridge_event(upload: &Upload) -> Value {
     })
 }
 
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
-    let out = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
-    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
-}
-
-async fn tags(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> BTreeMap<String, String> {
-    let mut req = s3
-        .get_object_tagging()
-        .bucket(&object.bucket)
-        .key(&object.key);
-    if let Some(v) = &object.version_id {
-        req = req.version_id(v);
-    }
-    match req.send().await {
-        Ok(out) => out
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect(),
-        Err(_) => BTreeMap::new(),
-    }
-}
-
-/// The contents of every version of `key` still stored in `bucket`.
-async fn stored_versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Vec<u8>> {
-    let out = s3
-        .list_object_versions()
-        .bucket(bucket)
-        .prefix(key)
-        .send()
-        .await
-        .unwrap();
-    let mut contents = Vec::new();
-    for v in out.versions() {
-        if v.key() != Some(key) {
-            continue;
-        }
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .version_id(v.version_id().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes()
-            .to_vec();
-        contents.push(body);
-    }
-    contents
-}
-
-async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
-    let out = dynamo.scan().table_name(table).send().await.unwrap();
-    let mut ids: Vec<String> = out
-        .items()
-        .iter()
-        .filter_map(|i| i.get("case_id")?.as_s().ok().cloned())
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// Everything a test needs: the stack with a list imported, the function under the
 /// emulator, and clients.
 struct Fixture {
@@ -469,7 +370,7 @@ struct Fixture {
 impl Fixture {
     async fn start() -> Fixture {
         let stack = Stack::start();
-        import_list(&stack, &[LISTED]);
+        import_list(&stack, &[LISTED], &[]);
         let sdk = stack.sdk().await;
         let lambda = Lambda::start(&stack).await;
         Fixture {
@@ -542,10 +443,15 @@ impl Fixture {
     async fn assert_clean(&self, upload: &Upload) {
         let object = &upload.object;
         assert_eq!(
-            tags(&self.s3, object)
-                .await
-                .get("hashgate-scan")
-                .map(String::as_str),
+            tags(
+                &self.s3,
+                &object.bucket,
+                &object.key,
+                object.version_id.as_deref()
+            )
+            .await
+            .get("hashgate-scan")
+            .map(String::as_str),
             Some("clean"),
             "{} tagged clean\n{}",
             object.key,
@@ -671,7 +577,17 @@ async fn test_events_and_unrecognised_payloads_succeed_and_change_nothing() {
         Some(LISTED),
         "the listed object was not touched"
     );
-    assert!(tags(&f.s3, &listed.object).await.is_empty(), "not scanned");
+    assert!(
+        tags(
+            &f.s3,
+            &listed.object.bucket,
+            &listed.object.key,
+            listed.object.version_id.as_deref()
+        )
+        .await
+        .is_empty(),
+        "not scanned"
+    );
 
     // The function is still serving: the next real event is handled.
     let result = f

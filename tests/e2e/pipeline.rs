@@ -4,14 +4,12 @@
 //! gone from its bucket, every other object is untouched byte for byte, and there is exactly
 //! one case per match.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{bin, eventually, Stack};
+use hashgate_e2e::{case_ids, eventually, get, import_list, stored_versions, tags, Stack};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -19,53 +17,11 @@ const WAIT: Duration = Duration::from_secs(90);
 const BAD_ONE: &[u8] = b"known item one";
 const BAD_TWO: &[u8] = b"known item two, listed by SHA-256";
 
-fn md5_hex(data: &[u8]) -> String {
-    digest_bytes(data, AlgorithmSet::EMPTY.with(Algorithm::Md5))
-        .get(Algorithm::Md5)
-        .unwrap()
-        .to_hex()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    digest_bytes(data, AlgorithmSet::EMPTY.with(Algorithm::Sha256))
-        .get(Algorithm::Sha256)
-        .unwrap()
-        .to_hex()
-}
-
 /// Multipart content: two parts, so its ETag is not an MD5 and the body must be read.
 fn multipart_content() -> Vec<u8> {
     (0..(5 * 1024 * 1024 + 4096))
         .map(|i| (i % 251) as u8)
         .collect()
-}
-
-/// Import a list naming `bad` into the stack with the CLI (no --db: the stack's store).
-fn import_list(stack: &Stack, md5s: &[&[u8]], sha256s: &[&[u8]]) {
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("e2e-list.txt");
-    let mut text = String::from("# e2e\n");
-    for c in md5s {
-        text.push_str(&format!("{}\n", md5_hex(c)));
-    }
-    for c in sha256s {
-        text.push_str(&format!("{}\n", sha256_hex(c)));
-    }
-    std::fs::write(&list, text).unwrap();
-    let out = stack
-        .command(bin("hashgate"))
-        .args(["lists", "import"])
-        .arg(&list)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "import failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("filter: s3://"), "{stdout}");
 }
 
 async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> ObjectRef {
@@ -83,66 +39,6 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> O
         version_id: out.version_id().map(str::to_string),
         etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
     }
-}
-
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
-    let out = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
-    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
-}
-
-async fn tags(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> BTreeMap<String, String> {
-    match s3.get_object_tagging().bucket(bucket).key(key).send().await {
-        Ok(out) => out
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect(),
-        Err(_) => BTreeMap::new(),
-    }
-}
-
-/// Every version of `key` still stored in `bucket`, with its content.
-async fn stored_versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Vec<u8>> {
-    let out = s3
-        .list_object_versions()
-        .bucket(bucket)
-        .prefix(key)
-        .send()
-        .await
-        .unwrap();
-    let mut contents = Vec::new();
-    for v in out.versions() {
-        if v.key() != Some(key) {
-            continue;
-        }
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .version_id(v.version_id().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes()
-            .to_vec();
-        contents.push(body);
-    }
-    contents
-}
-
-async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
-    let out = dynamo.scan().table_name(table).send().await.unwrap();
-    let mut ids: Vec<String> = out
-        .items()
-        .iter()
-        .filter_map(|i| i.get("case_id")?.as_s().ok().cloned())
-        .collect();
-    ids.sort();
-    ids
 }
 
 /// Assert `object` was quarantined: the copy under its case, under retention, with the same
@@ -312,7 +208,7 @@ async fn uploads_of_every_kind_are_scanned_and_matches_quarantined() {
     .await;
     for (key, _) in &clean {
         eventually(&format!("{key} tagged clean"), WAIT, || async {
-            (tags(&s3, &uploads, key)
+            (tags(&s3, &uploads, key, None)
                 .await
                 .get("hashgate-scan")
                 .map(String::as_str)
@@ -410,7 +306,7 @@ async fn races_duplicates_test_events_and_malformed_messages() {
     )
     .await;
     eventually("the new version tagged clean", WAIT, || async {
-        (tags(&s3, &uploads, "race/overwritten.jpg")
+        (tags(&s3, &uploads, "race/overwritten.jpg", None)
             .await
             .get("hashgate-scan")
             .map(String::as_str)
@@ -442,7 +338,7 @@ async fn races_duplicates_test_events_and_malformed_messages() {
     send(&stack, &sqs, &replay).await;
     let marker = put(&s3, &uploads, "dup/after-the-replays.txt", b"fine").await;
     eventually("the marker scanned after the replays", WAIT, || async {
-        tags(&s3, &uploads, &marker.key)
+        tags(&s3, &uploads, &marker.key, None)
             .await
             .contains_key("hashgate-scan")
             .then_some(())
@@ -568,14 +464,14 @@ async fn warm_scanners_take_new_lists_refuse_bad_filters_and_respect_owner_tags(
         .unwrap();
     let marker = put(&s3, &uploads, "warm/zz-marker.txt", b"last").await;
     eventually("the marker scanned", WAIT, || async {
-        tags(&s3, &uploads, &marker.key)
+        tags(&s3, &uploads, &marker.key, None)
             .await
             .contains_key("hashgate-scan")
             .then_some(())
     })
     .await;
     eventually("owner tags kept, result added", WAIT, || async {
-        let t = tags(&s3, &uploads, "warm/owner-tags.txt").await;
+        let t = tags(&s3, &uploads, "warm/owner-tags.txt", None).await;
         (t.len() == 3).then_some(t)
     })
     .await
@@ -587,7 +483,7 @@ async fn warm_scanners_take_new_lists_refuse_bad_filters_and_respect_owner_tags(
     ])
     .for_each(|((k, v), (ek, ev))| assert_eq!((k.as_str(), v.as_str()), (ek, ev)));
     assert!(tagged.version_id().is_some());
-    let ten = tags(&s3, &uploads, "warm/ten-tags.txt").await;
+    let ten = tags(&s3, &uploads, "warm/ten-tags.txt", None).await;
     assert_eq!(
         ten.len(),
         10,

@@ -606,6 +606,11 @@ impl ObjectStore for S3Objects {
             Ok(o) => o,
             Err(e) if is_precondition_failed(&e) => return Ok(ReadResult::Changed),
             Err(e) if is_gone(&e) => return Ok(ReadResult::Gone),
+            Err(e) if status(&e) == Some(403) => {
+                return Ok(ReadResult::Unreadable {
+                    reason: storage_error("GetObject", target(object), &e).message,
+                })
+            }
             Err(e) => return Err(storage_error("GetObject", target(object), &e)),
         };
         let size = out.content_length().unwrap_or(0).max(0) as u64;
