@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
@@ -477,17 +478,36 @@ impl CaseStore for DynamoCases {
             .transact_items(TransactWriteItem::builder().put(entry).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let text = sdk_message(&e);
-                if text.contains("ConditionalCheckFailed") || text.contains("TransactionCanceled") {
-                    // The case (and its audit entry) exist: a duplicate or a retry.
-                    Ok(false)
-                } else {
-                    Err(error(text))
-                }
+        let e = match result {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        // Only a cancellation whose every reason is "this item already exists" (or "no
+        // problem with this one") means a duplicate; a conflict or throttling must fail, or
+        // the original could be deleted with no case behind it.
+        let duplicate = e.as_service_error().is_some_and(|s| match s {
+            TransactWriteItemsError::TransactionCanceledException(t) => {
+                let codes: Vec<&str> = t
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None"))
+                    .collect();
+                codes.contains(&"ConditionalCheckFailed")
+                    && codes
+                        .iter()
+                        .all(|c| matches!(*c, "ConditionalCheckFailed" | "None"))
             }
+            _ => false,
+        });
+        if !duplicate {
+            return Err(error(sdk_message(&e)));
+        }
+        // Belt and braces: the case the condition says exists must be readable.
+        match self.get(&record.case_id).await? {
+            Some(_) => Ok(false),
+            None => Err(error(
+                "the transaction was refused as a duplicate, yet the case cannot be read".into(),
+            )),
         }
     }
 }
