@@ -29,6 +29,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 unit: venv ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack)
 	@mkdir -p $(CARGO_TARGET_DIR)
+	# The end-to-end tests run the real binaries; cargo test builds a binary only for its
+	# own package's tests, so build them all first.
+	$(CARGO) build --workspace --bins
 	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' $(CARGO_TARGET_DIR)/test.log
 
