@@ -250,6 +250,23 @@ async fn uploads_of_every_kind_are_scanned_and_matches_quarantined() {
     );
 }
 
+/// Wait until the case of `object` exists.
+async fn wait_for_case(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    object: &ObjectRef,
+    what: &str,
+) {
+    let case_id = object.case_id();
+    eventually(what, WAIT, || async {
+        case_ids(dynamo, table)
+            .await
+            .contains(&case_id)
+            .then_some(())
+    })
+    .await;
+}
+
 async fn send(stack: &Stack, sqs: &aws_sdk_sqs::Client, body: &str) {
     sqs.send_message()
         .queue_url(stack.var("HASHGATE_SCAN_QUEUE_URL"))
@@ -328,13 +345,7 @@ async fn races_duplicates_test_events_and_malformed_messages() {
 
     // Duplicates and replays of a handled event converge on the one case.
     let dup = put(&s3, &uploads, "dup/item.jpg", BAD_ONE).await;
-    eventually("a case for dup/item.jpg", WAIT, || async {
-        case_ids(&dynamo, cases)
-            .await
-            .contains(&dup.case_id())
-            .then_some(())
-    })
-    .await;
+    wait_for_case(&dynamo, cases, &dup, "a case for dup/item.jpg").await;
     let replay = s3_notification(&uploads, "dup/item.jpg", dup.etag.as_deref().unwrap());
     send(&stack, &sqs, &replay).await;
     send(&stack, &sqs, &replay).await;
@@ -387,13 +398,7 @@ async fn warm_scanners_take_new_lists_refuse_bad_filters_and_respect_owner_tags(
     let worker = stack.worker(&[]);
 
     let first = put(&s3, &uploads, "warm/one.jpg", BAD_ONE).await;
-    eventually("the first match", WAIT, || async {
-        case_ids(&dynamo, cases)
-            .await
-            .contains(&first.case_id())
-            .then_some(())
-    })
-    .await;
+    wait_for_case(&dynamo, cases, &first, "the first match").await;
     // A list imported while the scanner runs: picked up within the refresh interval (one
     // second here), after which it is in force.
     import_list(&stack, &[BAD_TWO], &[]);
@@ -409,12 +414,12 @@ async fn warm_scanners_take_new_lists_refuse_bad_filters_and_respect_owner_tags(
     )
     .await;
     let second = put(&s3, &uploads, "warm/two.jpg", BAD_TWO).await;
-    eventually("a match on the newly imported list", WAIT, || async {
-        case_ids(&dynamo, cases)
-            .await
-            .contains(&second.case_id())
-            .then_some(())
-    })
+    wait_for_case(
+        &dynamo,
+        cases,
+        &second,
+        "a match on the newly imported list",
+    )
     .await;
 
     // A damaged snapshot is refused loudly; matching goes on with the last good one.
@@ -433,13 +438,7 @@ async fn warm_scanners_take_new_lists_refuse_bad_filters_and_respect_owner_tags(
     })
     .await;
     let third = put(&s3, &uploads, "warm/three.jpg", BAD_ONE).await;
-    eventually("a match after the refusal", WAIT, || async {
-        case_ids(&dynamo, cases)
-            .await
-            .contains(&third.case_id())
-            .then_some(())
-    })
-    .await;
+    wait_for_case(&dynamo, cases, &third, "a match after the refusal").await;
 
     // The result tag joins the owner's tags and never replaces them; with no room left
     // (S3 allows ten), the object is left as it is.
