@@ -41,8 +41,9 @@ up() {
 }
 
 down() {
-  if scanner_running; then
-    kill "$(cat "$state/scanner.pid")" && echo "== scanner stopped"
+  # On Ctrl-C the scanner has the signal too and may be gone already.
+  if scanner_running && kill "$(cat "$state/scanner.pid")" 2>/dev/null; then
+    echo "== scanner stopped"
   fi
   rm -f "$state/scanner.pid"
   if [[ -x $py ]]; then "$py" scripts/localstack.py down --state-dir "$state"; fi
