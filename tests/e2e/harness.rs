@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
+use hashgate_core::event::ObjectRef;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -239,6 +240,24 @@ pub fn import_list(stack: &Stack, md5s: &[&[u8]], sha256s: &[&[u8]]) {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("filter: s3://"), "{stdout}");
+}
+
+/// Upload `body` and return exactly which object version it became.
+pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> ObjectRef {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    ObjectRef {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: out.version_id().map(str::to_string),
+        etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
+    }
 }
 
 /// The current object's bytes, if any.

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
 use hashgate_core::event::ObjectRef;
 use hashgate_e2e::{
-    bin, case_ids, eventually, get, import_list, md5_hex, repo_root, stored_versions, tags, Stack,
+    bin, case_ids, eventually, get, import_list, md5_hex, put, repo_root, stored_versions, tags,
+    Stack,
 };
 use serde_json::{json, Value};
 
@@ -243,21 +243,8 @@ struct Upload {
     body: Vec<u8>,
 }
 
-async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> Upload {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
-    let object = ObjectRef {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: out.version_id().map(str::to_string),
-        etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
-    };
+async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> Upload {
+    let object = put(s3, bucket, key, body).await;
     assert!(
         object.version_id.is_some(),
         "the upload bucket is versioned"
@@ -383,7 +370,7 @@ impl Fixture {
     }
 
     async fn put(&self, key: &str, body: &[u8]) -> Upload {
-        put(&self.s3, &self.uploads, key, body).await
+        upload(&self.s3, &self.uploads, key, body).await
     }
 
     async fn cases(&self) -> Vec<String> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{case_ids, eventually, get, import_list, stored_versions, tags, Stack};
+use hashgate_e2e::{case_ids, eventually, get, import_list, put, stored_versions, tags, Stack};
 
 const WAIT: Duration = Duration::from_secs(90);
 const NOT_VISIBLE: aws_sdk_sqs::types::QueueAttributeName =
@@ -24,23 +24,6 @@ fn multipart_content() -> Vec<u8> {
     (0..(5 * 1024 * 1024 + 4096))
         .map(|i| (i % 251) as u8)
         .collect()
-}
-
-async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> ObjectRef {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
-    ObjectRef {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: out.version_id().map(str::to_string),
-        etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
-    }
 }
 
 /// Assert `object` was quarantined: the copy under its case, under retention, with the same

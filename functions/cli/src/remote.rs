@@ -78,6 +78,9 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
             describe(&totals, args.remove),
             if rejected == 1 { "" } else { "s" }
         );
+        // Publish whenever the store changed; after a run that changed nothing, publish
+        // only if every file applied, so re-running a clean import is how an operator
+        // republishes a lost snapshot, while a run of refused files leaves S3 alone.
         if totals.changed() || rejected == 0 {
             let filter = build_filter(&hashes, args.fp_rate).await?;
             publish(&hashgate_aws::s3_client(&sdk), &filter_at, &filter)
