@@ -7,8 +7,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # One target directory for every build, so nothing is compiled twice.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# Python tools live in project-local virtual environments.
+VENV := .venv
+PYTHON ?= python3
 
-.PHONY: help run demo-cli test lint fmt unit bench bench-engines clean
+.PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,7 +24,7 @@ demo-cli: ## The hashgate CLI alone on generated sample data (no stack)
 	$(CARGO) build -p hashgate-cli
 	HASHGATE=$(CARGO_TARGET_DIR)/debug/hashgate scripts/run-local.sh
 
-test: lint unit ## Everything CI runs: formatting, lints, every test
+test: lint lint-infra unit ## Everything CI runs: formatting, lints, template checks, every test
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -34,6 +37,12 @@ unit: venv ## The test suites (unit, CLI end to end, multi-GiB digests, the pipe
 	$(CARGO) build --workspace --bins
 	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' $(CARGO_TARGET_DIR)/test.log
+
+lint-infra: venv $(VENV)-checkov/.stamp ## cfn-lint and checkov on infra/template.yaml (zero errors, zero failed checks)
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	# Suppressions are made (and justified) in the template, next to what they excuse.
+	$(VENV)-checkov/bin/checkov --file infra/template.yaml --framework cloudformation --compact \
+		--quiet --skip-download
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -56,14 +65,17 @@ clean: ## Remove build output and local state
 # load it with `set -a; . .local/stack.env; set +a`.
 
 .PHONY: venv up down stack-status
-VENV := .venv
-PYTHON ?= python3
 
 venv: $(VENV)/.stamp ## Python tools for the local stack (moto, boto3, cfn-lint) in .venv
 
 $(VENV)/.stamp: scripts/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+	touch $@
+
+$(VENV)-checkov/.stamp: scripts/requirements-checkov.txt
+	test -x $(VENV)-checkov/bin/python || $(PYTHON) -m venv $(VENV)-checkov
+	$(VENV)-checkov/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
 	touch $@
 
 up: venv ## make run in the background: stack, sample lists, scanner worker; writes .local/stack.env

@@ -10,7 +10,8 @@ port), reads the SAM template, evaluates its intrinsic functions the way CloudFo
 would for a stack of that name in account 123456789012, region us-east-1 (moto's defaults),
 and creates every bucket, queue, queue/bucket policy, KMS key and alias and DynamoDB table
 it declares, with the template's settings. It then writes STATE_DIR/stack.env: the endpoint,
-dummy credentials and the HASHGATE_* resource names, as KEY=value lines
+dummy credentials, the HASHGATE_* resource names of the outputs and every variable the
+template sets in its functions' environments, as KEY=value lines
 (`set -a; . .local/stack.env; set +a`). Running `up` again is harmless: it reuses the
 running server, creates whatever is missing and rewrites stack.env.
 
@@ -181,7 +182,8 @@ class Evaluator:
             allowed = spec.get("AllowedValues")
             if allowed is not None and value not in [str(a) for a in allowed]:
                 raise TemplateError(f"{self.where('Parameters', name)}: {value!r} is not one of {allowed}")
-            values[name] = value
+            # A CommaDelimitedList is a list of strings ("" is [""], as in CloudFormation).
+            values[name] = value.split(",") if spec.get("Type") == "CommaDelimitedList" else value
         return values
 
     def condition(self, name: str, where: str) -> bool:
@@ -291,8 +293,13 @@ class Evaluator:
         return any(self.eval(v, where) for v in arg)
 
     def _join(self, arg: Any, where: str) -> str:
+        if not (isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str)):
+            raise TemplateError(f"{where}: expected [delimiter, [values]]")
         sep, items = arg
-        return str(sep).join(str(v) for v in self.eval(items, where))
+        values = self.eval(items, where)
+        if not isinstance(values, list):
+            raise TemplateError(f"{where}: expected a list of values, got {values!r}")
+        return sep.join(str(v) for v in values)
 
     def _select(self, arg: Any, where: str) -> Any:
         index, items = self.eval(arg, where)
@@ -1056,7 +1063,36 @@ def outputs(evaluator: Evaluator) -> dict[str, str]:
     return result
 
 
-def write_env(state: State, endpoint: str, stack: str, template: Path, values: dict[str, str]) -> None:
+def function_environment(evaluator: Evaluator) -> dict[str, str]:
+    """The environment variables every function of the template is deployed with, so a
+    function run locally (the scanner worker) gets exactly the deployed configuration."""
+    merged: dict[str, str] = {}
+    resources = evaluator.template["Resources"]
+    for logical in evaluator.active_resources():
+        spec = resources[logical]
+        if spec.get("Type") != "AWS::Serverless::Function":
+            continue
+        where = evaluator.where("Resources", logical, "Properties", "Environment", "Variables")
+        raw = ((spec.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        for name, value in evaluator.eval(raw, where).items():
+            value = str(value)
+            if merged.get(name, value) != value:
+                raise TemplateError(
+                    f"{where}.{name}: {value!r}, but another function sets {merged[name]!r} "
+                    "(stack.env holds one value per variable)"
+                )
+            merged[name] = value
+    return merged
+
+
+def write_env(
+    state: State,
+    endpoint: str,
+    stack: str,
+    template: Path,
+    values: dict[str, str],
+    functions: dict[str, str],
+) -> None:
     missing = [name for name in OUTPUT_ENV if name not in values]
     if missing:
         raise TemplateError(
@@ -1071,7 +1107,15 @@ def write_env(state: State, endpoint: str, stack: str, template: Path, values: d
         f"AWS_REGION={REGION}",
         f"AWS_DEFAULT_REGION={REGION}",
     ]
-    lines += [f"{env}={shlex.quote(values[output])}" for output, env in OUTPUT_ENV.items()]
+    written = {env: values[output] for output, env in OUTPUT_ENV.items()}
+    for name, value in functions.items():
+        if written.get(name, value) != value:
+            raise TemplateError(
+                f"{template}: {name} is {value!r} in a function's environment but the outputs "
+                f"give {written[name]!r}"
+            )
+        written[name] = value
+    lines += [f"{name}={shlex.quote(value)}" for name, value in written.items()]
     tmp = state.env_file.with_suffix(".env.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(state.env_file)
@@ -1099,7 +1143,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"stack {args.stack!r} from {_rel(args.template)} ({params}):")
     for action, rtype, logical, summary in provision(evaluator, endpoint):
         print(f"  {action:<8} {rtype:<25} {logical:<20} {summary}")
-    write_env(state, endpoint, args.stack, _rel(args.template), outputs(evaluator))
+    write_env(
+        state,
+        endpoint,
+        args.stack,
+        _rel(args.template),
+        outputs(evaluator),
+        function_environment(evaluator),
+    )
     print(f"wrote {_rel(state.env_file)}")
     return 0
 
