@@ -1,8 +1,10 @@
 //! hashgate's AWS adapters: the core's ports implemented with the AWS SDK for Rust, for S3
 //! (and S3-compatible stores through `AWS_ENDPOINT_URL`), DynamoDB, SQS and EventBridge.
 
+pub mod access;
 pub mod dynamo;
 pub mod filter_source;
+pub mod metrics;
 pub mod notify;
 pub mod s3;
 

@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::{Config, HashBackend};
+use crate::metrics::Tally;
 
 /// The exact store, wherever it is.
 pub enum Hashes {
@@ -58,10 +59,13 @@ pub struct App {
     scanner: Scanner<S3Objects, Hashes, DynamoCases, QueueAndBus>,
     state: Mutex<FilterState>,
     refresh: std::time::Duration,
+    /// The function name metrics are reported under; None: no metrics (worker mode).
+    metrics: Option<String>,
+    tally: std::sync::Mutex<Tally>,
 }
 
 impl App {
-    pub async fn new(config: &Config) -> anyhow::Result<App> {
+    pub async fn new(config: &Config, metrics: Option<String>) -> anyhow::Result<App> {
         let sdk = hashgate_aws::sdk_config().await;
         let s3 = hashgate_aws::s3_client(&sdk);
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
@@ -109,6 +113,8 @@ impl App {
                 checked: None,
             }),
             refresh: config.filter_refresh,
+            metrics,
+            tally: std::sync::Mutex::default(),
         };
         app.refresh_filter(true).await;
         Ok(app)
@@ -180,8 +186,33 @@ impl App {
         self.refresh
     }
 
-    /// Handle one Lambda payload of any supported shape.
+    /// Handle one Lambda payload of any supported shape, then report its metrics.
     pub async fn handle(&self, payload: Value) -> Result<Value, PipelineError> {
+        let result = self.handle_payload(payload).await;
+        self.flush_metrics().await;
+        result
+    }
+
+    /// Print the tally since the last flush as an embedded-metric line (Lambda only).
+    pub async fn flush_metrics(&self) {
+        let Some(function) = &self.metrics else {
+            return;
+        };
+        let tally = std::mem::take(&mut *self.tally.lock().expect("tally lock"));
+        let built_at = self
+            .state
+            .lock()
+            .await
+            .filter
+            .as_ref()
+            .map(|f| f.info().built_at);
+        if tally.is_empty() && built_at.is_none() {
+            return;
+        }
+        println!("{}", tally.emf(function, built_at, SystemTime::now()));
+    }
+
+    async fn handle_payload(&self, payload: Value) -> Result<Value, PipelineError> {
         self.refresh_filter(false).await;
         match parse_invocation(&payload) {
             Err(e) => {
@@ -247,10 +278,15 @@ impl App {
             Some(f) if f.info().store_version == store_version => Screen::Filter(f),
             _ => Screen::StoreOnly,
         };
+        let filter_used = matches!(screen, Screen::Filter(_));
         let report = self
             .scanner
             .scan(&event, screen, needed, SystemTime::now())
             .await?;
+        self.tally
+            .lock()
+            .expect("tally lock")
+            .add(&report, filter_used);
         tracing::info!(
             target: "hashgate::scan",
             report = %serde_json::to_string(&report).unwrap_or_default(),

@@ -6,13 +6,10 @@
 //!   handler, deleting only the messages that succeeded, so self-hosted S3-compatible stores
 //!   (MinIO, Ceph) and the local stack use it unchanged.
 
-mod app;
-mod config;
-mod worker;
-
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+use hashgate_scanner::{app, config, worker};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -35,7 +32,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let config = config::Config::from_env()?;
-    let app = Arc::new(app::App::new(&config).await?);
+    // In Lambda, each invocation's tally goes to CloudWatch as an embedded-metric log line.
+    let metrics = in_lambda
+        .then(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+        .flatten();
+    let app = Arc::new(app::App::new(&config, metrics).await?);
     if in_lambda {
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let app = app.clone();

@@ -1,0 +1,197 @@
+//! What each adapter asks of AWS: the SDK operations its code sends and the IAM actions they
+//! need, on which of hashgate's resources. A deployment grants exactly these to the function
+//! that uses the adapter; `tests/infra/template.rs` checks the template's roles against them,
+//! and checks that every SDK call in an adapter's source is declared here.
+
+/// A resource an adapter acts on, by its part in hashgate; a function binds each one it uses
+/// to a concrete resource (an environment variable naming it, its event source...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// Objects (any key) of the buckets being scanned.
+    ScannedObjects,
+    /// The buckets being scanned themselves (bucket-level actions).
+    ScannedBuckets,
+    /// Objects of the quarantine bucket.
+    QuarantineObjects,
+    QuarantineBucket,
+    /// The KMS key the quarantine bucket encrypts with.
+    QuarantineKey,
+    /// The filter snapshot object(s).
+    FilterObjects,
+    FilterBucket,
+    HashTable,
+    CaseTable,
+    AuditTable,
+    ReviewQueue,
+    EventBus,
+    /// The queue of upload events the scanner consumes.
+    ScanQueue,
+    /// The function's own log group.
+    LogGroup,
+}
+
+/// Some SDK operations, the IAM actions they need, and on what.
+#[derive(Clone, Copy, Debug)]
+pub struct Need {
+    /// SDK operation names as the service API spells them (`HeadObject`); empty for what the
+    /// platform does on the function's behalf (an event source mapping polling a queue).
+    pub operations: &'static [&'static str],
+    pub actions: &'static [&'static str],
+    pub on: Resource,
+}
+
+impl Need {
+    pub const fn new(
+        operations: &'static [&'static str],
+        actions: &'static [&'static str],
+        on: Resource,
+    ) -> Need {
+        Need {
+            operations,
+            actions,
+            on,
+        }
+    }
+}
+
+const fn need(
+    operations: &'static [&'static str],
+    actions: &'static [&'static str],
+    on: Resource,
+) -> Need {
+    Need::new(operations, actions, on)
+}
+
+/// [`crate::s3::S3Objects`]: scan, tag, quarantine and delete uploads.
+pub const S3_OBJECTS: &[Need] = &[
+    // Reads name the exact version, so they need the *Version actions too.
+    need(
+        &["HeadObject", "GetObject", "CopyObject", "UploadPartCopy"],
+        &["s3:GetObject", "s3:GetObjectVersion"],
+        Resource::ScannedObjects,
+    ),
+    // Without ListBucket a HEAD of a deleted object answers 403, not 404.
+    need(
+        &["HeadObject"],
+        &["s3:ListBucket"],
+        Resource::ScannedBuckets,
+    ),
+    need(
+        &["ListObjectVersions"],
+        &["s3:ListBucketVersions"],
+        Resource::ScannedBuckets,
+    ),
+    need(
+        &["GetObjectTagging"],
+        &["s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
+        Resource::ScannedObjects,
+    ),
+    need(
+        &["PutObjectTagging"],
+        &["s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
+        Resource::ScannedObjects,
+    ),
+    need(
+        &["DeleteObject"],
+        &["s3:DeleteObject", "s3:DeleteObjectVersion"],
+        Resource::ScannedObjects,
+    ),
+    // The copy is written under an Object Lock retention date.
+    need(
+        &[
+            "CopyObject",
+            "CreateMultipartUpload",
+            "UploadPartCopy",
+            "CompleteMultipartUpload",
+        ],
+        &["s3:PutObject", "s3:PutObjectRetention"],
+        Resource::QuarantineObjects,
+    ),
+    need(
+        &["AbortMultipartUpload"],
+        &["s3:AbortMultipartUpload"],
+        Resource::QuarantineObjects,
+    ),
+    // The copy is verified by reading it back.
+    need(
+        &["HeadObject", "GetObject"],
+        &["s3:GetObject", "s3:GetObjectVersion"],
+        Resource::QuarantineObjects,
+    ),
+    need(
+        &["HeadObject"],
+        &["s3:ListBucket"],
+        Resource::QuarantineBucket,
+    ),
+    need(
+        &["CopyObject", "CreateMultipartUpload", "GetObject"],
+        &["kms:GenerateDataKey", "kms:Decrypt"],
+        Resource::QuarantineKey,
+    ),
+];
+
+/// [`crate::filter_source::FilterSource`]: fetch the current snapshot (404 when none).
+pub const FILTER_READ: &[Need] = &[
+    need(&["GetObject"], &["s3:GetObject"], Resource::FilterObjects),
+    need(&["GetObject"], &["s3:ListBucket"], Resource::FilterBucket),
+];
+
+/// [`crate::filter_source::publish`]: write a new snapshot (the operator CLI).
+pub const FILTER_PUBLISH: &[Need] = &[need(
+    &["PutObject"],
+    &["s3:PutObject"],
+    Resource::FilterObjects,
+)];
+
+/// [`crate::dynamo::DynamoHashes`] as a scan uses it: lookups and the store version.
+pub const HASHES_READ: &[Need] = &[need(
+    &["BatchGetItem"],
+    &["dynamodb:BatchGetItem"],
+    Resource::HashTable,
+)];
+
+/// [`crate::dynamo::DynamoHashes`] as a list import uses it (the operator CLI).
+pub const HASHES_WRITE: &[Need] = &[
+    need(
+        &["BatchGetItem"],
+        &["dynamodb:BatchGetItem"],
+        Resource::HashTable,
+    ),
+    need(
+        &["BatchWriteItem"],
+        &["dynamodb:BatchWriteItem"],
+        Resource::HashTable,
+    ),
+    need(
+        &["UpdateItem"],
+        &["dynamodb:UpdateItem"],
+        Resource::HashTable,
+    ),
+    need(&["Scan"], &["dynamodb:Scan"], Resource::HashTable),
+];
+
+/// [`crate::dynamo::DynamoCases`]: a case and its audit entry in one transaction.
+pub const CASES: &[Need] = &[
+    // TransactWriteItems is authorised per item, as the PutItem it contains.
+    need(
+        &["TransactWriteItems"],
+        &["dynamodb:PutItem"],
+        Resource::CaseTable,
+    ),
+    need(
+        &["TransactWriteItems"],
+        &["dynamodb:PutItem"],
+        Resource::AuditTable,
+    ),
+    need(&["GetItem"], &["dynamodb:GetItem"], Resource::CaseTable),
+];
+
+/// [`crate::notify::QueueAndBus`]: announce a new case.
+pub const NOTIFY: &[Need] = &[
+    need(
+        &["SendMessage"],
+        &["sqs:SendMessage"],
+        Resource::ReviewQueue,
+    ),
+    need(&["PutEvents"], &["events:PutEvents"], Resource::EventBus),
+];

@@ -1,0 +1,151 @@
+//! What a deployment must give the scanner: every environment variable it reads, and every
+//! AWS action its code (and Lambda, on its behalf) needs, bound to the resource it is
+//! needed on. `tests/infra/template.rs` holds `infra/template.yaml` to this: each variable
+//! the function needs is set there, nothing else is, and its role grants exactly these
+//! actions on exactly these resources.
+
+use hashgate_aws::access::{self, Need, Resource};
+
+/// Whether a Lambda deployment sets a variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deployed {
+    /// The template sets it on the function.
+    Set,
+    /// The template must not set it; the reason says who does.
+    NotInLambda(&'static str),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Variable {
+    pub name: &'static str,
+    pub deployed: Deployed,
+}
+
+const fn set(name: &'static str) -> Variable {
+    Variable {
+        name,
+        deployed: Deployed::Set,
+    }
+}
+
+/// Every variable the scanner reads (the README's configuration table explains each).
+pub const VARIABLES: &[Variable] = &[
+    set("HASHGATE_HASH_TABLE"),
+    set("HASHGATE_FILTER_BUCKET"),
+    set("HASHGATE_FILTER_KEY"),
+    set("HASHGATE_FILTER_REFRESH_SECONDS"),
+    set("HASHGATE_QUARANTINE_BUCKET"),
+    set("HASHGATE_QUARANTINE_MODE"),
+    set("HASHGATE_RETENTION_DAYS"),
+    set("HASHGATE_CASE_TABLE"),
+    set("HASHGATE_AUDIT_TABLE"),
+    set("HASHGATE_REVIEW_QUEUE_URL"),
+    set("HASHGATE_EVENT_BUS"),
+    set("HASHGATE_MAX_OBJECT_BYTES"),
+    set("HASHGATE_TAG_CLEAN"),
+    set("HASHGATE_LOG"),
+    Variable {
+        name: "HASHGATE_DB",
+        deployed: Deployed::NotInLambda(
+            "the embedded hash store of self-hosted workers; Lambda uses HASHGATE_HASH_TABLE",
+        ),
+    },
+    Variable {
+        name: "HASHGATE_SCAN_QUEUE_URL",
+        deployed: Deployed::NotInLambda(
+            "worker mode only; in Lambda the SQS event source delivers the scan queue",
+        ),
+    },
+];
+
+/// Worker mode (outside Lambda) polls the scan queue itself.
+pub const WORKER: &[Need] = &[Need::new(
+    &["ReceiveMessage", "DeleteMessage"],
+    &["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+    Resource::ScanQueue,
+)];
+
+/// What Lambda does with the function's role: the SQS event source polls the scan queue,
+/// and the function's output goes to its log group.
+pub const LAMBDA: &[Need] = &[
+    Need::new(
+        &[],
+        &[
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        ],
+        Resource::ScanQueue,
+    ),
+    Need::new(
+        &[],
+        &["logs:CreateLogStream", "logs:PutLogEvents"],
+        Resource::LogGroup,
+    ),
+];
+
+/// Everything the scanner needs, adapter by adapter.
+pub const NEEDS: &[&[Need]] = &[
+    access::S3_OBJECTS,
+    access::FILTER_READ,
+    access::HASHES_READ,
+    access::CASES,
+    access::NOTIFY,
+    WORKER,
+    LAMBDA,
+];
+
+/// Where a deployment finds each resource the scanner acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// Named by this variable (a bucket, table or queue URL).
+    Variable(&'static str),
+    /// The buckets whose upload events reach the scanner.
+    ScannedBuckets,
+    /// The queue the function's event source reads.
+    EventSourceQueue,
+    /// The function's log group.
+    LogGroup,
+    /// The KMS key the bucket named by this variable encrypts with.
+    KeyOfBucket(&'static str),
+    /// The object at this key (variable) in this bucket (variable).
+    Object {
+        bucket: &'static str,
+        key: &'static str,
+    },
+    /// The EventBridge bus named by this variable.
+    EventBus(&'static str),
+}
+
+/// The binding of each resource the scanner uses.
+pub fn binding(resource: Resource) -> Binding {
+    match resource {
+        Resource::ScannedObjects | Resource::ScannedBuckets => Binding::ScannedBuckets,
+        Resource::QuarantineObjects | Resource::QuarantineBucket => {
+            Binding::Variable("HASHGATE_QUARANTINE_BUCKET")
+        }
+        Resource::QuarantineKey => Binding::KeyOfBucket("HASHGATE_QUARANTINE_BUCKET"),
+        Resource::FilterObjects => Binding::Object {
+            bucket: "HASHGATE_FILTER_BUCKET",
+            key: "HASHGATE_FILTER_KEY",
+        },
+        Resource::FilterBucket => Binding::Variable("HASHGATE_FILTER_BUCKET"),
+        Resource::HashTable => Binding::Variable("HASHGATE_HASH_TABLE"),
+        Resource::CaseTable => Binding::Variable("HASHGATE_CASE_TABLE"),
+        Resource::AuditTable => Binding::Variable("HASHGATE_AUDIT_TABLE"),
+        Resource::ReviewQueue => Binding::Variable("HASHGATE_REVIEW_QUEUE_URL"),
+        Resource::EventBus => Binding::EventBus("HASHGATE_EVENT_BUS"),
+        Resource::ScanQueue => Binding::EventSourceQueue,
+        Resource::LogGroup => Binding::LogGroup,
+    }
+}
+
+/// Whether the resource is a set of objects (granted as `<bucket ARN>/<key pattern>`)
+/// rather than the bucket, table, queue or key itself.
+pub fn is_objects(resource: Resource) -> bool {
+    matches!(
+        resource,
+        Resource::ScannedObjects | Resource::QuarantineObjects | Resource::FilterObjects
+    )
+}

@@ -1,0 +1,9 @@
+//! hashgate's scanner function: configuration, the wiring of the AWS adapters into the
+//! core's pipeline, the worker mode, its metrics, and what a deployment must give it
+//! ([`deployment`]). `main.rs` only picks how events arrive.
+
+pub mod app;
+pub mod config;
+pub mod deployment;
+pub mod metrics;
+pub mod worker;

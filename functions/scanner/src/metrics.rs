@@ -1,0 +1,135 @@
+//! What the scanner reports to CloudWatch after each invocation: uploads by result, how many
+//! were decided without reading the body, and the age of the filter snapshot in use (the
+//! template's dashboard and FilterAgeAlarm read these).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hashgate_aws::metrics::{emf_line, Metric};
+use hashgate_core::pipeline::{ScanReport, ScanStatus};
+
+/// The namespace of the template's alarms and dashboard.
+pub const NAMESPACE: &str = "hashgate";
+
+/// Counts over one invocation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tally {
+    pub clean: u64,
+    pub matched: u64,
+    /// Too large or unreadable: explicitly not scanned.
+    pub unscanned: u64,
+    /// Decided from S3-verified digests, without reading the body.
+    pub fast_path: u64,
+    pub bytes_read: u64,
+    /// Scans that asked the exact store about every digest (no usable filter).
+    pub filter_bypassed: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, report: &ScanReport, filter_used: bool) {
+        match report.status {
+            ScanStatus::Clean => self.clean += 1,
+            ScanStatus::Matched { .. } => self.matched += 1,
+            ScanStatus::TooLarge { .. } | ScanStatus::Unreadable { .. } => self.unscanned += 1,
+            ScanStatus::Superseded | ScanStatus::Gone => {}
+        }
+        self.fast_path += u64::from(report.fast_path);
+        self.bytes_read += report.bytes_read;
+        self.filter_bypassed += u64::from(!filter_used);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Tally::default()
+    }
+
+    /// The EMF line for this tally; `filter_built_at` is the build time (Unix seconds) of
+    /// the filter snapshot in use, if any.
+    pub fn emf(&self, function: &str, filter_built_at: Option<u64>, now: SystemTime) -> String {
+        let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let count = |name, value: u64| Metric {
+            name,
+            unit: "Count",
+            value: value as f64,
+        };
+        let mut metrics = vec![
+            count("Clean", self.clean),
+            count("Matched", self.matched),
+            count("Unscanned", self.unscanned),
+            count("FastPath", self.fast_path),
+            count("FilterBypassed", self.filter_bypassed),
+            Metric {
+                name: "BytesRead",
+                unit: "Bytes",
+                value: self.bytes_read as f64,
+            },
+        ];
+        if let Some(built) = filter_built_at {
+            let age = now_secs.as_secs().saturating_sub(built) as f64 / 3600.0;
+            metrics.push(Metric {
+                name: "FilterAgeHours",
+                unit: "None",
+                value: (age * 100.0).round() / 100.0,
+            });
+        }
+        emf_line(
+            NAMESPACE,
+            &[("FunctionName", function)],
+            &metrics,
+            now_secs.as_millis() as u64,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn report(status: ScanStatus, fast_path: bool, bytes_read: u64) -> ScanReport {
+        ScanReport {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: None,
+            status,
+            fast_path,
+            bytes_read,
+            size: Some(bytes_read),
+            digests: vec![],
+            matches: vec![],
+            filter_false_positives: 0,
+        }
+    }
+
+    #[test]
+    fn counts_results_and_reports_the_filter_age() {
+        let mut tally = Tally::default();
+        assert!(tally.is_empty());
+        tally.add(&report(ScanStatus::Clean, true, 0), true);
+        tally.add(&report(ScanStatus::Clean, false, 100), false);
+        tally.add(
+            &report(ScanStatus::TooLarge { size: 10, max: 1 }, false, 0),
+            true,
+        );
+        tally.add(&report(ScanStatus::Gone, false, 0), true);
+        assert_eq!(
+            tally,
+            Tally {
+                clean: 2,
+                matched: 0,
+                unscanned: 1,
+                fast_path: 1,
+                bytes_read: 100,
+                filter_bypassed: 1,
+            }
+        );
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000 + 9_000);
+        let v: serde_json::Value =
+            serde_json::from_str(&tally.emf("stack-scanner", Some(1_000_000), now)).unwrap();
+        assert_eq!(v["FunctionName"], "stack-scanner");
+        assert_eq!(v["Clean"], 2.0);
+        assert_eq!(v["Unscanned"], 1.0);
+        assert_eq!(v["FastPath"], 1.0);
+        assert_eq!(v["FilterAgeHours"], 2.5);
+        let without: serde_json::Value = serde_json::from_str(&tally.emf("f", None, now)).unwrap();
+        assert!(without.get("FilterAgeHours").is_none());
+    }
+}
