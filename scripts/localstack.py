@@ -8,7 +8,7 @@
 `up` starts `moto_server` on 127.0.0.1:PORT in the background (`--port 0` picks a free
 port), reads the SAM template, evaluates its intrinsic functions the way CloudFormation
 would for a stack of that name in account 123456789012, region us-east-1 (moto's defaults),
-and creates every bucket, queue, queue/bucket policy, KMS key and alias and DynamoDB table
+and creates every bucket, queue, queue policy, EventBridge rule, KMS key and alias and DynamoDB table
 it declares, with the template's settings. It then writes STATE_DIR/stack.env: the endpoint,
 dummy credentials, the HASHGATE_* resource names of the outputs and every variable the
 template sets in its functions' environments, as KEY=value lines
@@ -417,11 +417,12 @@ class Provisioner:
         self.sqs = session.client("sqs", endpoint_url=endpoint, config=config)
         self.ddb = session.client("dynamodb", endpoint_url=endpoint, config=config)
         self.kms = session.client("kms", endpoint_url=endpoint, config=config)
+        self.events = session.client("events", endpoint_url=endpoint, config=config)
         self.handlers: dict[str, Callable[[str, dict, str], Outcome]] = {
             "AWS::S3::Bucket": self.bucket,
-            "AWS::S3::BucketPolicy": self.bucket_policy,
             "AWS::SQS::Queue": self.queue,
             "AWS::SQS::QueuePolicy": self.queue_policy,
+            "AWS::Events::Rule": self.event_rule,
             "AWS::DynamoDB::Table": self.table,
             "AWS::KMS::Key": self.kms_key,
             "AWS::KMS::Alias": self.kms_alias,
@@ -552,9 +553,25 @@ class Provisioner:
                     item.pop("Id", None)  # assigned by S3; the template sets none
         return current
 
-    def bucket_policy(self, logical: str, props: dict, where: str) -> Outcome:
-        self.s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
-        return Outcome(Created(props["Bucket"]), "updated", f"policy on {props['Bucket']}")
+    # -- EventBridge ------------------------------------------------------------------------
+
+    def event_rule(self, logical: str, props: dict, where: str) -> Outcome:
+        name = props.get("Name") or f"{self.stack}-{logical}"
+        bus = props.get("EventBusName", "default")
+        api: dict[str, Any] = {
+            "Name": name,
+            "EventBusName": bus,
+            "State": props.get("State", "ENABLED"),
+            "EventPattern": json.dumps(props["EventPattern"]),
+        }
+        if "Description" in props:
+            api["Description"] = props["Description"]
+        arn = self.events.put_rule(**api)["RuleArn"]
+        targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets") or []]
+        if targets:
+            self.events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        to = ", ".join(t["Arn"].rsplit(":", 1)[-1] for t in targets)
+        return Outcome(Created(name, {"Arn": arn}), "updated", f"{bus}: {name} -> {to}")
 
     # -- SQS --------------------------------------------------------------------------------
 
@@ -777,7 +794,6 @@ class Provisioner:
 # stack cannot silently drift from the template.
 PROPERTIES: dict[str, set[str]] = {
     "AWS::S3::Bucket": Provisioner.BUCKET_PROPS,
-    "AWS::S3::BucketPolicy": {"Bucket", "PolicyDocument"},
     "AWS::SQS::Queue": Provisioner.QUEUE_ATTRIBUTES | {"QueueName", "Tags"},
     "AWS::SQS::QueuePolicy": {"Queues", "PolicyDocument"},
     "AWS::DynamoDB::Table": Provisioner.TABLE_PROPS,
@@ -791,6 +807,17 @@ PROPERTIES: dict[str, set[str]] = {
         "Tags",
     },
     "AWS::KMS::Alias": {"AliasName", "TargetKeyId"},
+    "AWS::Events::Rule": {"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"},
+}
+
+
+# Types deliberately not created locally, and why (reported instead of "not emulated").
+NOT_APPLIED = {
+    # moto enforces a bucket policy's Deny statements without evaluating their conditions,
+    # and every local request is plain HTTP from one principal: the TLS-only and role-based
+    # statements would deny everything. tests/infra/template.rs, cfn-lint and checkov check
+    # them instead.
+    "AWS::S3::BucketPolicy": "not applied locally: moto would enforce it without its conditions",
 }
 
 
@@ -1016,7 +1043,7 @@ def provision(evaluator: Evaluator, endpoint: str) -> list[tuple[str, str, str, 
             # Not emulated: references to it evaluate to placeholders, so resources that
             # merely mention it (policies, outputs) still work locally.
             evaluator.resources[logical] = not_emulated(logical)
-            report.append(("skipped", rtype, logical, "not emulated locally"))
+            report.append(("skipped", rtype, logical, NOT_APPLIED.get(rtype, "not emulated locally")))
             continue
         props = evaluator.eval(spec.get("Properties") or {}, f"{where}.Properties")
         check_properties(rtype, props, where)

@@ -78,8 +78,9 @@ struct Lambda {
 }
 
 impl Lambda {
-    /// Start the emulator, wait until it accepts connections, then start the function.
-    async fn start(stack: &Stack) -> Lambda {
+    /// Start the emulator, wait until it accepts connections, then start the function
+    /// (`binary`: the debug build, or the packaged `bootstrap`).
+    async fn start(stack: &Stack, binary: &Path) -> Lambda {
         let dir = tempfile::tempdir().expect("lambda dir");
         let port = free_port();
         let root = repo_root();
@@ -117,7 +118,7 @@ impl Lambda {
 
         let function = spawn_logged(
             stack
-                .command(bin("scanner"))
+                .command(binary)
                 .env("HASHGATE_LOG", "info")
                 .env(
                     "AWS_LAMBDA_RUNTIME_API",
@@ -356,10 +357,14 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Fixture {
+        Fixture::start_binary(&bin("scanner")).await
+    }
+
+    async fn start_binary(binary: &Path) -> Fixture {
         let stack = Stack::start();
         import_list(&stack, &[LISTED], &[]);
         let sdk = stack.sdk().await;
-        let lambda = Lambda::start(&stack).await;
+        let lambda = Lambda::start(&stack, binary).await;
         Fixture {
             s3: hashgate_aws::s3_client(&sdk),
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
@@ -510,6 +515,105 @@ async fn sqs_batch_reports_only_the_malformed_message_as_failed() {
     assert_eq!(f.cases().await, vec![listed.object.case_id()]);
     let log = f.lambda.function_log();
     assert!(log.contains("malformed message"), "{log}");
+
+    // The invocation's results as one CloudWatch embedded-metric line.
+    let metrics: Vec<Value> = log
+        .lines()
+        .filter(|l| l.contains("CloudWatchMetrics"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(metrics.len(), 1, "{log}");
+    let m = &metrics[0];
+    assert_eq!(m["_aws"]["CloudWatchMetrics"][0]["Namespace"], "hashgate");
+    assert_eq!(m["FunctionName"], FUNCTION);
+    assert_eq!(
+        (m["Matched"].as_f64(), m["Clean"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
+    assert!(m["FilterAgeHours"].as_f64().is_some_and(|h| h < 1.0), "{m}");
+}
+
+/// The zip `make package` builds, as Lambda would run it: `bootstrap` at its root,
+/// executable, needing no newer glibc than Amazon Linux 2023's (2.34), and working under
+/// the runtime emulator.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_packaged_zip_runs_as_the_function() {
+    let zip = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), PathBuf::from)
+        .join("lambda/scanner/bootstrap.zip");
+    assert!(
+        zip.exists(),
+        "{} is missing: run `make package` (make test does)",
+        zip.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Python's zipfile (from the project's virtual environment) lists and extracts it.
+    let script = "import sys, zipfile, os\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  for i in z.infolist(): print(i.filename, oct((i.external_attr >> 16) & 0o777))\n\
+                  z.extractall(sys.argv[2])\n\
+                  os.chmod(os.path.join(sys.argv[2], 'bootstrap'), 0o755)\n";
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(&zip)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{listing}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<&str> = listing.lines().collect();
+    assert_eq!(entries.len(), 1, "{listing}");
+    let (name, mode) = entries[0].split_once(' ').unwrap();
+    assert_eq!(name, "bootstrap");
+    assert!(mode == "0o755" || mode == "0o775", "bootstrap mode {mode}");
+
+    let bootstrap = dir.path().join("bootstrap");
+    let symbols = Command::new("objdump")
+        .arg("-T")
+        .arg(&bootstrap)
+        .output()
+        .expect("objdump (binutils) lists the glibc versions the binary needs");
+    let text = String::from_utf8_lossy(&symbols.stdout);
+    let newest = text
+        .split("GLIBC_")
+        .skip(1)
+        .filter_map(|v| {
+            let v: String = v
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            Some((parts.next()?, parts.next().unwrap_or(0)))
+        })
+        .max()
+        .expect("a dynamically linked binary needs some glibc version");
+    assert!(
+        newest <= (2, 34),
+        "bootstrap needs glibc {}.{}, newer than provided.al2023's 2.34",
+        newest.0,
+        newest.1
+    );
+
+    let mut f = Fixture::start_binary(&bootstrap).await;
+    let listed = f.put("packaged/listed.jpg", LISTED).await;
+    let clean = f.put("packaged/clean.txt", b"fine").await;
+    let batch = json!({"Records": [
+        sqs_record("p1", &s3_notification(&listed, false).to_string()),
+        sqs_record("p2", &s3_notification(&clean, false).to_string()),
+    ]});
+    let result = f.lambda.invoke("SQS batch (packaged)", &batch).await;
+    assert_eq!(
+        result,
+        json!({"batchItemFailures": []}),
+        "{}",
+        f.lambda.logs()
+    );
+    f.assert_quarantined(&listed).await;
+    f.assert_clean(&clean).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -513,6 +513,10 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
             vec![access::HASHES_READ, access::HASHES_WRITE, access::CASES],
         ),
         ("adapters/aws/src/notify.rs", vec![access::NOTIFY]),
+        (
+            "adapters/aws/src/notifications.rs",
+            vec![access::BUCKET_NOTIFICATIONS],
+        ),
         ("functions/scanner/src/worker.rs", vec![deployment::WORKER]),
     ]);
     let mut files = vec![];

@@ -195,3 +195,14 @@ pub const NOTIFY: &[Need] = &[
     ),
     need(&["PutEvents"], &["events:PutEvents"], Resource::EventBus),
 ];
+
+/// [`crate::notifications::attach`]: add hashgate to a bucket's notifications (the operator
+/// CLI, with the operator's credentials).
+pub const BUCKET_NOTIFICATIONS: &[Need] = &[need(
+    &[
+        "GetBucketNotificationConfiguration",
+        "PutBucketNotificationConfiguration",
+    ],
+    &["s3:GetBucketNotification", "s3:PutBucketNotification"],
+    Resource::ScannedBuckets,
+)];

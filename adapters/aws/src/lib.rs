@@ -5,6 +5,7 @@ pub mod access;
 pub mod dynamo;
 pub mod filter_source;
 pub mod metrics;
+pub mod notifications;
 pub mod notify;
 pub mod s3;
 

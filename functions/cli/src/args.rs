@@ -31,6 +31,36 @@ pub enum Command {
     /// Exit status: 0 when every file is clean, 1 when any file matched, 2 when any file
     /// could not be scanned (this wins over 1: the run is incomplete) or on a usage error.
     Scan(ScanArgs),
+    /// Connect buckets you already have to a deployed stack.
+    #[command(subcommand)]
+    Buckets(BucketsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BucketsCommand {
+    /// Send a bucket's upload events to the stack, keeping its existing notifications.
+    ///
+    /// Reads the bucket's notification configuration and writes it back with hashgate's
+    /// part added: a queue configuration for the scan queue (--queue-arn, the stack's
+    /// ScanQueueArn output), or EventBridge delivery (--eventbridge, for stacks deployed with
+    /// TriggerMode=EventBridge). Deploy the stack with the bucket's ARN in
+    /// ExistingBucketArns first, so the queue accepts its events and the scanner may read
+    /// it. Running it again changes nothing. Exit status 0 on success, 2 on any error
+    /// (nothing is written then).
+    Attach(AttachArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("delivery").required(true)))]
+pub struct AttachArgs {
+    /// The existing bucket's name.
+    pub bucket: String,
+    /// The stack's scan queue ARN (output ScanQueueArn).
+    #[arg(long, value_name = "ARN", group = "delivery")]
+    pub queue_arn: Option<String>,
+    /// Turn on EventBridge delivery instead (the stack's rule forwards the events).
+    #[arg(long, group = "delivery")]
+    pub eventbridge: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,13 +6,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod buckets;
 mod import;
 mod output;
 mod remote;
 mod scan;
 mod stats;
 
-use args::{Cli, Command, FilterCommand, ListsCommand};
+use args::{BucketsCommand, Cli, Command, FilterCommand, ListsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Filter(FilterCommand::Rebuild(a)) => stats::rebuild(a),
         Command::Filter(FilterCommand::Inspect(a)) => stats::inspect(a),
         Command::Scan(a) => scan::run(a),
+        Command::Buckets(BucketsCommand::Attach(a)) => buckets::attach(&a),
     };
     match result {
         Ok(code) => code,
