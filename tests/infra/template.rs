@@ -558,3 +558,203 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
     assert!(scanner_ops.contains("TransactWriteItems"));
     let _ = Resource::ScanQueue;
 }
+
+/// A request, as a bucket policy's conditions see it.
+struct Request<'a> {
+    action: &'a str,
+    /// The caller's role: a logical id of the template (or another name for anyone else).
+    principal: &'a str,
+    /// `s3:ExistingObjectTag/<key>` values.
+    existing_tags: &'a [(&'a str, &'a str)],
+    /// `s3:RequestObjectTagKeys`.
+    request_tag_keys: &'a [&'a str],
+    secure_transport: bool,
+}
+
+impl Request<'_> {
+    fn context(&self, key: &str) -> Vec<String> {
+        match key {
+            "aws:PrincipalArn" => vec![self.principal.to_string()],
+            "aws:SecureTransport" => vec![self.secure_transport.to_string()],
+            "s3:RequestObjectTagKeys" => self
+                .request_tag_keys
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+            other => match other.strip_prefix("s3:ExistingObjectTag/") {
+                Some(tag) => self
+                    .existing_tags
+                    .iter()
+                    .filter(|(k, _)| *k == tag)
+                    .map(|(_, v)| v.to_string())
+                    .collect(),
+                None => panic!("condition key {other} is not modelled by this test"),
+            },
+        }
+    }
+}
+
+/// Condition values: literals, or the logical id a `!GetAtt X.Arn` names.
+fn condition_values(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(condition_values).collect(),
+        Value::String(s) => vec![s.clone()],
+        Value::Bool(b) => vec![b.to_string()],
+        other => refs(other).into_iter().collect(),
+    }
+}
+
+/// Whether every condition of `statement` holds for `request` (IAM semantics for the
+/// operators the template uses; a missing key makes a positive operator false and a
+/// negated one true).
+fn conditions_hold(statement: &Value, request: &Request) -> bool {
+    let Some(conditions) = statement.get("Condition").and_then(Value::as_object) else {
+        return true;
+    };
+    conditions.iter().all(|(operator, tests)| {
+        tests.as_object().unwrap().iter().all(|(key, values)| {
+            let wanted = condition_values(values);
+            let actual = request.context(key);
+            let any_equal = actual.iter().any(|a| wanted.contains(a));
+            match operator.as_str() {
+                "StringEquals" | "ArnEquals" | "Bool" | "ForAnyValue:StringEquals" => any_equal,
+                "StringNotEquals" | "ArnNotEquals" => !any_equal,
+                other => panic!("condition operator {other} is not modelled by this test"),
+            }
+        })
+    })
+}
+
+/// Whether `policy` (a bucket policy resource) explicitly denies `request` on objects.
+fn denies(template: &Value, policy: &str, request: &Request) -> bool {
+    template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(branches)
+        .filter(|s| s["Effect"] == "Deny")
+        .filter(|s| {
+            strings(&s["Action"])
+                .iter()
+                .any(|a| action_matches(a, request.action))
+        })
+        .any(|s| conditions_hold(&s, request))
+}
+
+fn request<'a>(action: &'a str, principal: &'a str) -> Request<'a> {
+    Request {
+        action,
+        principal,
+        existing_tags: &[],
+        request_tag_keys: &[],
+        secure_transport: true,
+    }
+}
+
+#[test]
+fn reads_are_blocked_until_the_scanner_tags_an_object_clean() {
+    use hashgate_core::pipeline::{ScanStatus, RESULT_TAG};
+    let template = template();
+    let policy = "UploadBucketPolicy";
+    let clean = [(RESULT_TAG, ScanStatus::Clean.tag_value())];
+    let matched = [(RESULT_TAG, "match")];
+    let owner = "AnyOtherPrincipal";
+
+    // Unscanned, or scanned and not clean: nobody but the scanner reads it.
+    for action in ["s3:GetObject", "s3:GetObjectVersion"] {
+        assert!(denies(&template, policy, &request(action, owner)));
+        let r = Request {
+            existing_tags: &matched,
+            ..request(action, owner)
+        };
+        assert!(denies(&template, policy, &r));
+        assert!(!denies(&template, policy, &request(action, "ScannerRole")));
+        let r = Request {
+            existing_tags: &clean,
+            ..request(action, owner)
+        };
+        assert!(!denies(&template, policy, &r), "{action} of a clean object");
+    }
+    // Only the scanner sets the result tag; an upload carrying it is refused outright.
+    for action in ["s3:PutObjectTagging", "s3:PutObjectVersionTagging"] {
+        let r = Request {
+            request_tag_keys: &["project", RESULT_TAG],
+            ..request(action, owner)
+        };
+        assert!(
+            denies(&template, policy, &r),
+            "{action} setting {RESULT_TAG}"
+        );
+        let r = Request {
+            request_tag_keys: &[RESULT_TAG],
+            ..request(action, "ScannerRole")
+        };
+        assert!(!denies(&template, policy, &r));
+        let r = Request {
+            request_tag_keys: &["project"],
+            ..request(action, owner)
+        };
+        assert!(!denies(&template, policy, &r), "owners keep their own tags");
+    }
+    let r = Request {
+        request_tag_keys: &[RESULT_TAG],
+        ..request("s3:PutObject", owner)
+    };
+    assert!(
+        denies(&template, policy, &r),
+        "an upload tagging itself clean"
+    );
+    assert!(!denies(&template, policy, &request("s3:PutObject", owner)));
+    // Plain HTTP is refused for everyone.
+    let r = Request {
+        secure_transport: false,
+        ..request("s3:PutObject", "ScannerRole")
+    };
+    assert!(denies(&template, policy, &r));
+
+    // The blocking statements exist only with BlockReadsUntilScanned=true, which also makes
+    // the scanner tag every clean object.
+    let statements = template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    for s in statements.iter().filter(|s| s.get("Fn::If").is_some()) {
+        assert_eq!(s["Fn::If"][0], "BlockReads");
+        assert_eq!(s["Fn::If"][2], json!({"Ref": "AWS::NoValue"}));
+    }
+    let f = Function::new(&template, "ScannerFunction");
+    assert_eq!(
+        f.environment()["HASHGATE_TAG_CLEAN"],
+        json!({"Fn::If": ["BlockReads", "true", {"Ref": "TagCleanObjects"}]})
+    );
+}
+
+#[test]
+fn only_the_scanner_and_reviewers_touch_quarantined_objects() {
+    let template = template();
+    let policy = "QuarantineBucketPolicy";
+    for action in [
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:PutObjectRetention",
+        "s3:PutObjectLegalHold",
+        "s3:BypassGovernanceRetention",
+    ] {
+        assert!(
+            denies(&template, policy, &request(action, "AccountAdministrator")),
+            "{action} by anyone else"
+        );
+        for role in ["ScannerRole", "ReviewerRole"] {
+            assert!(
+                !denies(&template, policy, &request(action, role)),
+                "{action} by {role}"
+            );
+        }
+    }
+    // The scanner is granted what it needs there by its role (checked above); the bucket
+    // encrypts with the key the scanner may use.
+    let f = Function::new(&template, "ScannerFunction");
+    assert!(f.grants("kms:GenerateDataKey", "QuarantineKey", false, None));
+}
