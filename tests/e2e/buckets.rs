@@ -23,6 +23,17 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .clone()
 }
 
+async fn notifications(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput{
+    s3.get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn attach(stack: &Stack, args: &[&str]) -> (i32, String, String) {
     let out = stack
         .command(bin("hashgate"))
@@ -108,12 +119,7 @@ async fn attaching_keeps_existing_notifications_and_scans_new_uploads() {
         stdout.contains("now sends object-created events"),
         "{stdout}"
     );
-    let after = s3
-        .get_bucket_notification_configuration()
-        .bucket(legacy)
-        .send()
-        .await
-        .unwrap();
+    let after = notifications(&s3, legacy).await;
     let queues: Vec<_> = after
         .queue_configurations()
         .iter()
@@ -134,12 +140,7 @@ async fn attaching_keeps_existing_notifications_and_scans_new_uploads() {
     let (code, stdout, _) = attach(&stack, &[legacy, "--queue-arn", &scan_queue]);
     assert_eq!(code, 0);
     assert!(stdout.contains("already sends"), "{stdout}");
-    let again = s3
-        .get_bucket_notification_configuration()
-        .bucket(legacy)
-        .send()
-        .await
-        .unwrap();
+    let again = notifications(&s3, legacy).await;
     assert_eq!(again.queue_configurations().len(), 2);
 
     // An upload to the existing bucket is scanned and its match quarantined.
@@ -196,12 +197,7 @@ async fn attaching_keeps_existing_notifications_and_scans_new_uploads() {
         stderr.contains("crowded-bucket") && stderr.contains("--eventbridge"),
         "{stderr}"
     );
-    let unchanged = s3
-        .get_bucket_notification_configuration()
-        .bucket(crowded)
-        .send()
-        .await
-        .unwrap();
+    let unchanged = notifications(&s3, crowded).await;
     assert_eq!(unchanged.queue_configurations().len(), 1);
     assert!(unchanged.event_bridge_configuration().is_none());
 
@@ -211,12 +207,7 @@ async fn attaching_keeps_existing_notifications_and_scans_new_uploads() {
         stdout.contains("now sends events to EventBridge"),
         "{stdout}"
     );
-    let bridged = s3
-        .get_bucket_notification_configuration()
-        .bucket(crowded)
-        .send()
-        .await
-        .unwrap();
+    let bridged = notifications(&s3, crowded).await;
     assert_eq!(
         bridged.queue_configurations()[0].id(),
         Some("provider-thumbnails"),
