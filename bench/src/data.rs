@@ -19,7 +19,7 @@ pub const FILE_SEED: u64 = 0x6669_6c65_6279_7465;
 const BLOCK_BYTES: usize = 1 << 20;
 
 /// splitmix64's output function.
-fn mix64(mut z: u64) -> u64 {
+pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

@@ -134,6 +134,11 @@ fn count_false_positives(filter: &FilterSnapshot, probes: u64) -> u64 {
 }
 
 impl FilterReport {
+    /// Milliseconds of each `FilterSnapshot::load`.
+    pub fn load_ms(&self) -> &Samples {
+        &self.load_ms
+    }
+
     pub fn markdown(&self) -> String {
         let entries = self.entries as f64;
         let bits_per_entry = self.file_bytes as f64 * 8.0 / entries;

@@ -2,8 +2,14 @@
 //! one run (see BENCHMARKS.md):
 //!
 //! 1. scan throughput of `hashgate scan` on a large file against `md5sum` (and `sha256sum`);
-//! 2. the exact store at full size: list import, then member and non-member lookups;
-//! 3. the filter snapshot over that store: build, size, load, queries, false positives.
+//! 2. full-read scanning against a list of a million digests, on a corpus of mixed sizes and
+//!    on the large file: `hashgate scan` against `md5sum` and ClamAV's `clamscan`;
+//! 3. the exact store at full size: list import, then member and non-member lookups;
+//! 4. the filter snapshot over that store: build, size, load, queries, false positives;
+//! 5. the filter crate by measurement: `bloomfilter` against `fastbloom` and `xorf`;
+//! 6. cold start with the full-size filter: local database, and the scanner on the local stack;
+//! 7. the pipeline on the local stack;
+//! 8. a cost model per million uploads, from the measured CPU time and memory.
 //!
 //! Inputs are generated under `target/bench-data/` from fixed seeds and reused by later runs;
 //! the databases built from them are deleted at the end. Progress goes to standard error, the
@@ -13,8 +19,12 @@
 //! Usage: `hashgate-bench [--quick] [--write BENCHMARKS.md]` (build `hashgate-cli` in the same
 //! profile first: the scan comparison runs the `hashgate` binary next to this one).
 
+mod coldstart;
+mod corpus;
+mod cost;
 mod data;
 mod filter;
+mod filter_choice;
 mod pipeline;
 mod report;
 mod scan;
@@ -59,6 +69,10 @@ pub struct Sizes {
     pub fp_probes: u64,
     pub pipeline_objects: usize,
     pub pipeline_object_bytes: usize,
+    pub corpus: &'static [corpus::Bucket],
+    pub list_entries: u64,
+    pub corpus_runs: usize,
+    pub coldstart_runs: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -75,6 +89,10 @@ const FULL: Sizes = Sizes {
     fp_probes: 10_000_000,
     pipeline_objects: 500,
     pipeline_object_bytes: 256 * 1024,
+    corpus: corpus::FULL_CORPUS,
+    list_entries: 1_000_000,
+    corpus_runs: 3,
+    coldstart_runs: 5,
 };
 
 const QUICK: Sizes = Sizes {
@@ -84,15 +102,22 @@ const QUICK: Sizes = Sizes {
     queries: 100_000,
     fp_probes: 1_000_000,
     pipeline_objects: 50,
+    corpus: corpus::QUICK_CORPUS,
+    list_entries: 100_000,
+    corpus_runs: 2,
+    coldstart_runs: 2,
     ..FULL
 };
 
 impl Sizes {
     fn describe(&self) -> String {
         format!(
-            "scan file {}; store and filter {} entries; {} member + {} non-member \
-             store lookups; {} false-positive probes; {} pipeline uploads of {}",
+            "scan file {}; corpus {} files, list {} digests; store and filter {} entries; \
+             {} member + {} non-member store lookups; {} false-positive probes; {} pipeline \
+             uploads of {}",
             size(self.scan_file_bytes),
+            thousands(self.corpus.iter().map(|b| b.files).sum::<usize>() as f64),
+            thousands(self.list_entries as f64),
             thousands(self.entries as f64),
             thousands(self.lookups as f64),
             thousands(self.lookups as f64),
@@ -114,11 +139,31 @@ fn main() -> Result<()> {
     let (hashgate, data_dir) = locate()?;
 
     let scan = scan::run(&hashgate, &data_dir, sizes)?;
+    let corpus = corpus::run(&hashgate, &data_dir, &scan.file, sizes)?;
     let (store, db) = store::run(&data_dir, sizes)?;
     let filter = filter::run(&db, sizes)?;
+    let entries = db.store().stats()?.total_digests();
     drop(db);
+    let cold_local = coldstart::run_local(
+        &hashgate,
+        &data_dir,
+        &data_dir.join("store"),
+        entries,
+        sizes.coldstart_runs,
+        Some(filter.load_ms().clone()),
+    )?;
     remove_databases(&data_dir)?;
+    let filter_choice = filter_choice::run(&data_dir, sizes)?;
     let pipeline = pipeline::run_or_explain(sizes.pipeline_objects, sizes.pipeline_object_bytes)?;
+    let cold_stack = coldstart::run_stack(sizes.entries, sizes.coldstart_runs)?;
+    let cost = cost::model(
+        sizes.corpus,
+        corpus
+            .corpus()
+            .hashgate_cpu_secs_per_byte()
+            .context("the cost model needs CPU times: install GNU time (apt-get install time)")?,
+        cold_stack.full_filter_peak_rss_kib(),
+    );
 
     let section = report::render(
         &run,
@@ -126,9 +171,14 @@ fn main() -> Result<()> {
         started.elapsed(),
         &[
             scan.markdown(),
+            corpus.markdown(),
             store.markdown(),
             filter.markdown(),
+            filter_choice.markdown(),
+            cold_local.markdown(),
+            cold_stack.markdown(),
             pipeline.markdown(),
+            cost.markdown(),
         ],
     );
     println!("{section}");

@@ -32,17 +32,23 @@ const MD5SUM: usize = 0;
 const HASHGATE_ALL: usize = 1;
 const HASHGATE_MD5: usize = 2;
 
+/// Checks a contender's standard output after every run; an error fails the benchmark.
+pub type OutputCheck = Box<dyn Fn(&str) -> Result<()>>;
+
 /// One command line to time.
-struct Contender {
+pub struct Contender {
     /// How the report shows it.
-    command: &'static str,
-    digests: &'static str,
+    pub command: &'static str,
+    pub digests: &'static str,
     program: OsString,
     args: Vec<OsString>,
+    /// Exit codes that mean success (a scanner that found something exits 1).
+    ok_codes: Vec<i32>,
+    check: Option<OutputCheck>,
 }
 
 impl Contender {
-    fn new(
+    pub fn new(
         command: &'static str,
         digests: &'static str,
         program: impl AsRef<OsStr>,
@@ -53,20 +59,43 @@ impl Contender {
             digests,
             program: program.as_ref().to_owned(),
             args: args.iter().map(|a| a.as_ref().to_owned()).collect(),
+            ok_codes: vec![0],
+            check: None,
         }
+    }
+
+    /// More arguments, e.g. one per file.
+    pub fn with_args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Contender {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Also accept these exit codes as success.
+    pub fn ok_codes(mut self, codes: &[i32]) -> Contender {
+        self.ok_codes = codes.to_vec();
+        self
+    }
+
+    /// Check the standard output of every run with `check`.
+    pub fn checked(mut self, check: impl Fn(&str) -> Result<()> + 'static) -> Contender {
+        self.check = Some(Box::new(check));
+        self
     }
 }
 
 /// The timings of one contender.
-struct Row {
-    command: &'static str,
-    digests: &'static str,
-    seconds: Samples,
-    cpu_seconds: Option<Samples>,
-    peak_rss_kib: Option<u64>,
+pub struct Row {
+    pub command: &'static str,
+    pub digests: &'static str,
+    pub seconds: Samples,
+    pub cpu_seconds: Option<Samples>,
+    pub peak_rss_kib: Option<u64>,
 }
 
 pub struct ScanReport {
+    /// The scanned file (kept for the next run).
+    pub file: PathBuf,
     file_bytes: u64,
     rows: Vec<Row>,
 }
@@ -102,11 +131,15 @@ pub fn run(hashgate: &Path, data_dir: &Path, sizes: &Sizes) -> Result<ScanReport
     warm_page_cache(&file)?;
     let rows = time_alternating(&contenders, sizes.scan_runs, &work)?;
     std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
-    Ok(ScanReport { file_bytes, rows })
+    Ok(ScanReport {
+        file,
+        file_bytes,
+        rows,
+    })
 }
 
 /// `dir`, empty.
-fn fresh_dir(dir: &Path) -> Result<PathBuf> {
+pub fn fresh_dir(dir: &Path) -> Result<PathBuf> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -117,18 +150,25 @@ fn fresh_dir(dir: &Path) -> Result<PathBuf> {
 /// A hash database `work/NAME-db` with the digests of `list`, made the way an operator
 /// makes one: `hashgate lists import`.
 fn hash_db(hashgate: &Path, work: &Path, name: &str, list: &str) -> Result<PathBuf> {
-    let db = work.join(format!("{name}-db"));
     let list_file = work.join(format!("{name}.txt"));
     std::fs::write(&list_file, list).with_context(|| format!("writing {}", list_file.display()))?;
+    import_db(hashgate, &work.join(format!("{name}-db")), &list_file)
+}
+
+/// A hash database `db` made from the list file `list_file` with `hashgate lists import`.
+pub fn import_db(hashgate: &Path, db: &Path, list_file: &Path) -> Result<PathBuf> {
+    let db = db.to_owned();
     let output = Command::new(hashgate)
         .args(["lists", "import", "--db"])
         .arg(&db)
-        .arg(&list_file)
+        .arg(list_file)
         .output()
         .with_context(|| format!("running {}", hashgate.display()))?;
     ensure!(
         output.status.success(),
-        "hashgate lists import failed ({}): {}",
+        "hashgate lists import --db {} {} failed ({}): {}",
+        db.display(),
+        list_file.display(),
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
@@ -149,7 +189,7 @@ fn warm_page_cache(file: &Path) -> Result<()> {
 
 /// `runs` rounds, each running every contender once, in order; `work` takes the children's
 /// notes (resource usage, standard error).
-fn time_alternating(contenders: &[Contender], runs: usize, work: &Path) -> Result<Vec<Row>> {
+pub fn time_alternating(contenders: &[Contender], runs: usize, work: &Path) -> Result<Vec<Row>> {
     let time_tool = Path::new(TIME_TOOL)
         .is_file()
         .then_some(Path::new(TIME_TOOL));
@@ -160,7 +200,11 @@ fn time_alternating(contenders: &[Contender], runs: usize, work: &Path) -> Resul
     }
     let mut measured: Vec<Vec<ChildRun>> = contenders.iter().map(|_| Vec::new()).collect();
     for round in 1..=runs {
-        crate::progress(format_args!("scan comparison: round {round} of {runs}"));
+        crate::progress(format_args!(
+            "{}: round {round} of {runs}",
+            work.file_name()
+                .map_or_else(|| "scan".into(), |n| n.to_string_lossy())
+        ));
         for (contender, runs) in contenders.iter().zip(&mut measured) {
             runs.push(time_child(contender, time_tool, work)?);
         }
@@ -223,6 +267,7 @@ impl Row {
 /// CPU time and peak RSS.
 fn time_child(contender: &Contender, time_tool: Option<&Path>, work: &Path) -> Result<ChildRun> {
     let usage_file = work.join("usage.txt");
+    let stdout_file = work.join("stdout.txt");
     let stderr_file = work.join("stderr.txt");
     let mut command = match time_tool {
         Some(tool) => {
@@ -237,7 +282,7 @@ fn time_child(contender: &Contender, time_tool: Option<&Path>, work: &Path) -> R
     command
         .args(&contender.args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(File::create(&stdout_file)?)
         .stderr(File::create(&stderr_file)?);
 
     let started = Instant::now();
@@ -247,11 +292,18 @@ fn time_child(contender: &Contender, time_tool: Option<&Path>, work: &Path) -> R
     let wall_secs = started.elapsed().as_secs_f64();
 
     ensure!(
-        status.success(),
+        status
+            .code()
+            .is_some_and(|code| contender.ok_codes.contains(&code)),
         "{} failed ({status}): {}",
         contender.command,
         std::fs::read_to_string(&stderr_file).unwrap_or_default()
     );
+    if let Some(check) = &contender.check {
+        let stdout = std::fs::read_to_string(&stdout_file)
+            .with_context(|| format!("reading {}", stdout_file.display()))?;
+        check(&stdout).with_context(|| format!("checking the output of {}", contender.command))?;
+    }
     let usage = match time_tool {
         Some(_) => {
             let text = std::fs::read_to_string(&usage_file)?;
