@@ -623,14 +623,21 @@ impl CorpusReport {
             );
             let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
             for row in &target.rows {
-                let files_per_sec = row.seconds.map(|s| target.files as f64 / s);
+                // Files per second says nothing about a single file.
+                let files_per_sec = if target.files > 1 {
+                    row.seconds
+                        .map(|s| target.files as f64 / s)
+                        .show_thousands()
+                } else {
+                    "–".to_owned()
+                };
                 let _ = writeln!(
                     md,
                     "| `{}` | {} | {} | {} | {} | {} | {} |",
                     row.command,
                     row.digests,
                     target.mb_per_sec(row).show(0),
-                    files_per_sec.show_thousands(),
+                    files_per_sec,
                     row.seconds.show(2),
                     show_cpu(row),
                     show_rss(row),

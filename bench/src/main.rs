@@ -16,8 +16,10 @@
 //! results (markdown) to standard output and, with `--write FILE`, into FILE between the
 //! `bench:results` markers.
 //!
-//! Usage: `hashgate-bench [--quick] [--write BENCHMARKS.md]` (build `hashgate-cli` in the same
-//! profile first: the scan comparison runs the `hashgate` binary next to this one).
+//! Usage: `hashgate-bench [--quick] [--write BENCHMARKS.md]` (build `hashgate-cli` and
+//! `hashgate-scanner` in the same profile first: the comparisons run the `hashgate` and
+//! `scanner` binaries next to this one; `make bench` does). The corpus comparison needs
+//! `clamscan` (Debian package `clamav`), the stack parts the emulator (`make venv`).
 
 mod coldstart;
 mod corpus;
