@@ -392,7 +392,7 @@ fn scanner_role_grants_every_needed_action_on_the_right_resource() {
     let mut missing = vec![];
     for need in all_needs() {
         let binding = deployment::binding(need.on);
-        let objects = deployment::is_objects(need.on);
+        let objects = need.on.is_objects();
         let key = match binding {
             Binding::Object { key, .. } => Some(f.variable_literal(key)),
             _ => None,

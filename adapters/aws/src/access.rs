@@ -30,6 +30,17 @@ pub enum Resource {
     LogGroup,
 }
 
+impl Resource {
+    /// Whether this is a set of objects (granted as `<bucket ARN>/<key pattern>`) rather
+    /// than a bucket, table, queue or key itself.
+    pub fn is_objects(self) -> bool {
+        matches!(
+            self,
+            Resource::ScannedObjects | Resource::QuarantineObjects | Resource::FilterObjects
+        )
+    }
+}
+
 /// Some SDK operations, the IAM actions they need, and on what.
 #[derive(Clone, Copy, Debug)]
 pub struct Need {

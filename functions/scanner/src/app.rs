@@ -283,10 +283,12 @@ impl App {
             .scanner
             .scan(&event, screen, needed, SystemTime::now())
             .await?;
-        self.tally
-            .lock()
-            .expect("tally lock")
-            .add(&report, filter_used);
+        if self.metrics.is_some() {
+            self.tally
+                .lock()
+                .expect("tally lock")
+                .add(&report, filter_used);
+        }
         tracing::info!(
             target: "hashgate::scan",
             report = %serde_json::to_string(&report).unwrap_or_default(),

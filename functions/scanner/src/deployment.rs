@@ -140,12 +140,3 @@ pub fn binding(resource: Resource) -> Binding {
         Resource::LogGroup => Binding::LogGroup,
     }
 }
-
-/// Whether the resource is a set of objects (granted as `<bucket ARN>/<key pattern>`)
-/// rather than the bucket, table, queue or key itself.
-pub fn is_objects(resource: Resource) -> bool {
-    matches!(
-        resource,
-        Resource::ScannedObjects | Resource::QuarantineObjects | Resource::FilterObjects
-    )
-}
