@@ -1,6 +1,11 @@
-//! The scanner's configuration, from environment variables (the README's table lists them).
+//! The scanner's configuration (the README's table lists its variables).
+//!
+//! [`Config::from_vars`] is the parser: a pure function of a lookup from variable names to
+//! values, so that every variable's default, valid values and refusals are unit-tested with
+//! a literal map. [`Config::from_env`] only hands it the process environment.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -39,46 +44,88 @@ pub struct Config {
 /// Default largest object scanned: 5 GiB, the largest single PUT.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 pub const DEFAULT_FILTER_KEY: &str = "filters/current.hgf";
+pub const DEFAULT_FILTER_REFRESH_SECONDS: u64 = 60;
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+pub const DEFAULT_EVENT_BUS: &str = "default";
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+/// The one way the parser reads a variable. A value that is empty or only whitespace counts
+/// as absent, so a template or env file can leave a variable blank to mean "the default".
+struct Vars<F>(F);
 
-fn required(name: &str) -> anyhow::Result<String> {
-    var(name).with_context(|| format!("{name} is not set"))
-}
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
 
-fn parsed<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name}={v:?}: {e}")),
+    fn required(&self, name: &str) -> anyhow::Result<String> {
+        self.get(name).with_context(|| format!("{name} is not set"))
+    }
+
+    /// The value, trimmed and parsed, or `default` when absent. A value that does not parse,
+    /// or that `valid` refuses, is an error naming the variable, the value and what was
+    /// `expected`.
+    fn parsed<T>(
+        &self,
+        name: &str,
+        default: T,
+        expected: &str,
+        valid: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<T>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        match v.trim().parse() {
+            Ok(parsed) if valid(&parsed) => Ok(parsed),
+            Ok(_) => bail!("{name}={v:?}: expected {expected}"),
+            Err(e) => bail!("{name}={v:?}: expected {expected} ({e})"),
+        }
+    }
+
+    /// A yes/no variable, in any letter case: `1`, `true`, `yes`, `on` or `0`, `false`,
+    /// `no`, `off`.
+    fn flag(&self, name: &str, default: bool) -> anyhow::Result<bool> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => bail!("{name}={v:?}: expected true or false (or 1/0, yes/no, on/off)"),
+        }
     }
 }
 
-fn flag(name: &str, default: bool) -> anyhow::Result<bool> {
-    match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => bail!("{name}={other:?}: expected true or false"),
-    }
+fn any<T>(_: &T) -> bool {
+    true
 }
 
 impl Config {
+    /// The configuration from the process environment (a variable whose value is not
+    /// Unicode counts as absent).
     pub fn from_env() -> anyhow::Result<Config> {
-        let hashes = match (var("HASHGATE_HASH_TABLE"), var("HASHGATE_DB")) {
+        Config::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration from `vars`, which gives a variable's value by name (`None` when it
+    /// is not set). An error names the variable at fault and, when it is set, its value.
+    pub fn from_vars(vars: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let vars = Vars(vars);
+        // HASHGATE_HASH_TABLE wins over HASHGATE_DB when both are set.
+        let hashes = match (vars.get("HASHGATE_HASH_TABLE"), vars.get("HASHGATE_DB")) {
             (Some(table), _) => HashBackend::Dynamo {
                 table,
                 filter: FilterLocation {
-                    bucket: required("HASHGATE_FILTER_BUCKET")
-                        .context("a DynamoDB hash store needs its filter bucket")?,
-                    key: var("HASHGATE_FILTER_KEY").unwrap_or_else(|| DEFAULT_FILTER_KEY.into()),
+                    bucket: vars.get("HASHGATE_FILTER_BUCKET").context(
+                        "HASHGATE_FILTER_BUCKET is not set: \
+                         a DynamoDB hash store (HASHGATE_HASH_TABLE) needs its filter bucket",
+                    )?,
+                    key: vars
+                        .get("HASHGATE_FILTER_KEY")
+                        .unwrap_or_else(|| DEFAULT_FILTER_KEY.into()),
                 },
             },
             (None, Some(dir)) => HashBackend::Embedded { dir: dir.into() },
@@ -86,33 +133,393 @@ impl Config {
                 "no hash store: set HASHGATE_HASH_TABLE (DynamoDB) or HASHGATE_DB (a local hash database)"
             ),
         };
-        let mode = match var("HASHGATE_QUARANTINE_MODE").as_deref() {
+        let mode = match vars.get("HASHGATE_QUARANTINE_MODE").as_deref() {
             None | Some("move") => Mode::Move,
             Some("hold") => Mode::HoldInPlace,
             Some(other) => bail!("HASHGATE_QUARANTINE_MODE={other:?}: expected move or hold"),
         };
-        let event_bus = match var("HASHGATE_EVENT_BUS").as_deref() {
-            None => Some("default".to_string()),
+        let event_bus = match vars.get("HASHGATE_EVENT_BUS").as_deref() {
+            None => Some(DEFAULT_EVENT_BUS.to_string()),
             Some("none") => None,
             Some(bus) => Some(bus.to_string()),
         };
-        let retention_days: u32 = parsed("HASHGATE_RETENTION_DAYS", 365)?;
-        if retention_days == 0 {
-            bail!("HASHGATE_RETENTION_DAYS must be at least 1");
-        }
+        let retention_days = vars.parsed(
+            "HASHGATE_RETENTION_DAYS",
+            DEFAULT_RETENTION_DAYS,
+            "a whole number of days, at least 1",
+            |&days| days >= 1,
+        )?;
         Ok(Config {
             hashes,
-            quarantine_bucket: required("HASHGATE_QUARANTINE_BUCKET")?,
-            case_table: required("HASHGATE_CASE_TABLE")?,
-            audit_table: required("HASHGATE_AUDIT_TABLE")?,
-            review_queue_url: required("HASHGATE_REVIEW_QUEUE_URL")?,
+            quarantine_bucket: vars.required("HASHGATE_QUARANTINE_BUCKET")?,
+            case_table: vars.required("HASHGATE_CASE_TABLE")?,
+            audit_table: vars.required("HASHGATE_AUDIT_TABLE")?,
+            review_queue_url: vars.required("HASHGATE_REVIEW_QUEUE_URL")?,
             event_bus,
-            filter_refresh: Duration::from_secs(parsed("HASHGATE_FILTER_REFRESH_SECONDS", 60)?),
-            max_object_bytes: parsed("HASHGATE_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES)?,
+            filter_refresh: Duration::from_secs(vars.parsed(
+                "HASHGATE_FILTER_REFRESH_SECONDS",
+                DEFAULT_FILTER_REFRESH_SECONDS,
+                "a whole number of seconds",
+                any,
+            )?),
+            max_object_bytes: vars.parsed(
+                "HASHGATE_MAX_OBJECT_BYTES",
+                DEFAULT_MAX_OBJECT_BYTES,
+                "a whole number of bytes",
+                any,
+            )?,
             retention_days,
             mode,
-            tag_clean: flag("HASHGATE_TAG_CLEAN", true)?,
-            scan_queue_url: var("HASHGATE_SCAN_QUEUE_URL"),
+            tag_clean: vars.flag("HASHGATE_TAG_CLEAN", true)?,
+            scan_queue_url: vars.get("HASHGATE_SCAN_QUEUE_URL"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::deployment;
+
+    type Map = BTreeMap<&'static str, String>;
+
+    /// The least a DynamoDB deployment sets: the hash store, its filter bucket and the four
+    /// required variables.
+    fn dynamo() -> Map {
+        [
+            ("HASHGATE_HASH_TABLE", "hashes"),
+            ("HASHGATE_FILTER_BUCKET", "filters"),
+            ("HASHGATE_QUARANTINE_BUCKET", "quarantine"),
+            ("HASHGATE_CASE_TABLE", "cases"),
+            ("HASHGATE_AUDIT_TABLE", "audit"),
+            ("HASHGATE_REVIEW_QUEUE_URL", "https://sqs.example/review"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+    }
+
+    /// The least a self-hosted deployment sets: a local hash database instead of DynamoDB.
+    fn embedded() -> Map {
+        let mut vars = dynamo();
+        vars.remove("HASHGATE_HASH_TABLE");
+        vars.remove("HASHGATE_FILTER_BUCKET");
+        vars.insert("HASHGATE_DB", "/var/lib/hashgate".into());
+        vars
+    }
+
+    fn parse(vars: &Map) -> anyhow::Result<Config> {
+        Config::from_vars(|name| vars.get(name).cloned())
+    }
+
+    /// [`dynamo`] with `name` set to `value`.
+    fn with(name: &'static str, value: &str) -> anyhow::Result<Config> {
+        let mut vars = dynamo();
+        vars.insert(name, value.into());
+        parse(&vars)
+    }
+
+    /// [`dynamo`] without `name`.
+    fn without(name: &str) -> anyhow::Result<Config> {
+        let mut vars = dynamo();
+        vars.remove(name);
+        parse(&vars)
+    }
+
+    fn ok(config: anyhow::Result<Config>) -> Config {
+        config.unwrap_or_else(|e| panic!("refused: {e:#}"))
+    }
+
+    fn err(config: anyhow::Result<Config>) -> String {
+        match config {
+            Ok(config) => panic!("accepted: {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// `name=value` is refused, and the message (its first line, as logged) names both.
+    fn assert_refused(name: &'static str, value: &str) {
+        let message = err(with(name, value));
+        let named = format!("{name}={value:?}");
+        assert!(
+            message.contains(&named),
+            "{name}={value:?}: the error {message:?} does not name {named}"
+        );
+    }
+
+    /// Setting `name` empty or to whitespace is the same as leaving it out.
+    fn assert_blank_is_absent(base: Map, name: &'static str) {
+        let mut absent = base.clone();
+        absent.remove(name);
+        let absent = parse(&absent)
+            .map(|c| format!("{c:?}"))
+            .map_err(|e| e.to_string());
+        for blank in ["", " ", "\t \n"] {
+            let mut vars = base.clone();
+            vars.insert(name, blank.into());
+            let blank_result = parse(&vars)
+                .map(|c| format!("{c:?}"))
+                .map_err(|e| e.to_string());
+            assert_eq!(blank_result, absent, "{name}={blank:?}");
+        }
+    }
+
+    fn filter(config: &Config) -> &FilterLocation {
+        match &config.hashes {
+            HashBackend::Dynamo { filter, .. } => filter,
+            other => panic!("not DynamoDB: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_of_every_optional_variable() {
+        let config = ok(parse(&dynamo()));
+        assert_eq!(filter(&config).key, "filters/current.hgf");
+        assert_eq!(config.filter_refresh, Duration::from_secs(60));
+        assert_eq!(config.max_object_bytes, 5_368_709_120);
+        assert_eq!(config.retention_days, 365);
+        assert_eq!(config.mode, Mode::Move);
+        assert!(config.tag_clean);
+        assert_eq!(config.event_bus.as_deref(), Some("default"));
+        assert_eq!(config.scan_queue_url, None);
+    }
+
+    #[test]
+    fn every_variable_set_empty_or_to_whitespace_counts_as_absent() {
+        for v in deployment::VARIABLES {
+            assert_blank_is_absent(dynamo(), v.name);
+            assert_blank_is_absent(embedded(), v.name);
+        }
+    }
+
+    #[test]
+    fn required_variables_are_named_when_missing_or_blank() {
+        for name in [
+            "HASHGATE_QUARANTINE_BUCKET",
+            "HASHGATE_CASE_TABLE",
+            "HASHGATE_AUDIT_TABLE",
+            "HASHGATE_REVIEW_QUEUE_URL",
+        ] {
+            assert_eq!(err(without(name)), format!("{name} is not set"));
+            assert_eq!(err(with(name, " ")), format!("{name} is not set"));
+        }
+    }
+
+    #[test]
+    fn required_variables_are_taken_as_given() {
+        let config = ok(parse(&dynamo()));
+        assert_eq!(config.quarantine_bucket, "quarantine");
+        assert_eq!(config.case_table, "cases");
+        assert_eq!(config.audit_table, "audit");
+        assert_eq!(config.review_queue_url, "https://sqs.example/review");
+    }
+
+    #[test]
+    fn hash_table_is_a_dynamodb_store_with_its_filter_bucket() {
+        let config = ok(parse(&dynamo()));
+        let HashBackend::Dynamo { table, filter } = &config.hashes else {
+            panic!("not DynamoDB: {config:?}");
+        };
+        assert_eq!(table, "hashes");
+        assert_eq!(filter.bucket, "filters");
+    }
+
+    #[test]
+    fn hash_table_without_filter_bucket_is_refused_naming_both() {
+        for config in [
+            without("HASHGATE_FILTER_BUCKET"),
+            with("HASHGATE_FILTER_BUCKET", "  "),
+        ] {
+            let message = err(config);
+            assert!(
+                message.contains("HASHGATE_FILTER_BUCKET is not set")
+                    && message.contains("HASHGATE_HASH_TABLE"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn hash_table_takes_precedence_over_db() {
+        let config = ok(with("HASHGATE_DB", "/var/lib/hashgate"));
+        assert!(
+            matches!(config.hashes, HashBackend::Dynamo { ref table, .. } if table == "hashes")
+        );
+    }
+
+    #[test]
+    fn db_without_hash_table_is_an_embedded_store_needing_no_filter_bucket() {
+        let config = ok(parse(&embedded()));
+        let HashBackend::Embedded { dir } = &config.hashes else {
+            panic!("not embedded: {config:?}");
+        };
+        assert_eq!(dir, &PathBuf::from("/var/lib/hashgate"));
+        // A blank table name is no table: the database is used.
+        let mut vars = embedded();
+        vars.insert("HASHGATE_HASH_TABLE", " ".into());
+        assert!(matches!(
+            ok(parse(&vars)).hashes,
+            HashBackend::Embedded { .. }
+        ));
+    }
+
+    #[test]
+    fn neither_hash_table_nor_db_is_refused_naming_both() {
+        let mut vars = dynamo();
+        vars.remove("HASHGATE_HASH_TABLE");
+        let message = err(parse(&vars));
+        assert!(
+            message.contains("HASHGATE_HASH_TABLE") && message.contains("HASHGATE_DB"),
+            "{message}"
+        );
+        vars.insert("HASHGATE_HASH_TABLE", "".into());
+        vars.insert("HASHGATE_DB", " ".into());
+        assert_eq!(err(parse(&vars)), message);
+    }
+
+    #[test]
+    fn filter_key() {
+        let config = ok(with("HASHGATE_FILTER_KEY", "snapshots/v2.hgf"));
+        assert_eq!(filter(&config).key, "snapshots/v2.hgf");
+    }
+
+    #[test]
+    fn filter_refresh_seconds() {
+        let refresh = |v| ok(with("HASHGATE_FILTER_REFRESH_SECONDS", v)).filter_refresh;
+        assert_eq!(refresh("300"), Duration::from_secs(300));
+        assert_eq!(refresh(" 300 "), Duration::from_secs(300));
+        assert_eq!(refresh("0"), Duration::ZERO);
+        for bad in ["-1", "1.5", "60s", "sixty", "18446744073709551616"] {
+            assert_refused("HASHGATE_FILTER_REFRESH_SECONDS", bad);
+        }
+    }
+
+    #[test]
+    fn retention_days() {
+        let days = |v| ok(with("HASHGATE_RETENTION_DAYS", v)).retention_days;
+        assert_eq!(days("30"), 30);
+        assert_eq!(days(" 1 "), 1);
+        assert_eq!(days("4294967295"), u32::MAX);
+        for bad in ["0", "00", "-1", "1y", "2.5", "4294967296"] {
+            assert_refused("HASHGATE_RETENTION_DAYS", bad);
+        }
+        assert!(err(with("HASHGATE_RETENTION_DAYS", "0")).contains("at least 1"));
+    }
+
+    #[test]
+    fn max_object_bytes() {
+        let max = |v| ok(with("HASHGATE_MAX_OBJECT_BYTES", v)).max_object_bytes;
+        assert_eq!(max("1048576"), 1_048_576);
+        assert_eq!(max("0"), 0);
+        assert_eq!(max("18446744073709551615"), u64::MAX);
+        for bad in [
+            "12x",
+            "-5",
+            "5GiB",
+            "1e9",
+            "5 368 709 120",
+            "18446744073709551616",
+        ] {
+            assert_refused("HASHGATE_MAX_OBJECT_BYTES", bad);
+        }
+    }
+
+    #[test]
+    fn quarantine_mode() {
+        let mode = |v| ok(with("HASHGATE_QUARANTINE_MODE", v)).mode;
+        assert_eq!(mode("move"), Mode::Move);
+        assert_eq!(mode("hold"), Mode::HoldInPlace);
+        for bad in ["shred", "delete", "HOLD", "hold-in-place"] {
+            assert_refused("HASHGATE_QUARANTINE_MODE", bad);
+        }
+    }
+
+    #[test]
+    fn tag_clean() {
+        let tag = |v| ok(with("HASHGATE_TAG_CLEAN", v)).tag_clean;
+        for yes in ["1", "true", "yes", "on", "TRUE", "Yes", "On"] {
+            assert!(tag(yes), "{yes}");
+        }
+        for no in ["0", "false", "no", "off", "FALSE", "No", "OFF"] {
+            assert!(!tag(no), "{no}");
+        }
+        for bad in ["maybe", "2", "enabled", "Maybe", "y"] {
+            assert_refused("HASHGATE_TAG_CLEAN", bad);
+        }
+    }
+
+    #[test]
+    fn event_bus() {
+        let bus = |v| ok(with("HASHGATE_EVENT_BUS", v)).event_bus;
+        assert_eq!(bus("none"), None);
+        assert_eq!(bus("hashgate").as_deref(), Some("hashgate"));
+        let arn = "arn:aws:events:eu-west-1:123456789012:event-bus/hashgate";
+        assert_eq!(bus(arn).as_deref(), Some(arn));
+        assert_eq!(bus("default").as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn scan_queue_url() {
+        let url = "https://sqs.example/scan";
+        let config = ok(with("HASHGATE_SCAN_QUEUE_URL", url));
+        assert_eq!(config.scan_queue_url.as_deref(), Some(url));
+    }
+
+    #[test]
+    fn variables_outside_the_scanners_are_ignored() {
+        let mut vars = dynamo();
+        vars.insert("AWS_REGION", "eu-west-1".into());
+        vars.insert("PATH", "/usr/bin".into());
+        assert_eq!(
+            format!("{:?}", ok(parse(&vars))),
+            format!("{:?}", ok(parse(&dynamo())))
+        );
+    }
+
+    /// Every name the parser asks for, over both kinds of hash store with every optional
+    /// variable set.
+    fn names_read() -> BTreeSet<String> {
+        let read = RefCell::new(BTreeSet::new());
+        let mut full = dynamo();
+        full.extend([
+            ("HASHGATE_DB", "/var/lib/hashgate".to_string()),
+            ("HASHGATE_FILTER_KEY", "k".into()),
+            ("HASHGATE_FILTER_REFRESH_SECONDS", "1".into()),
+            ("HASHGATE_RETENTION_DAYS", "1".into()),
+            ("HASHGATE_QUARANTINE_MODE", "hold".into()),
+            ("HASHGATE_MAX_OBJECT_BYTES", "1".into()),
+            ("HASHGATE_TAG_CLEAN", "no".into()),
+            ("HASHGATE_EVENT_BUS", "none".into()),
+            ("HASHGATE_SCAN_QUEUE_URL", "q".into()),
+        ]);
+        for vars in [dynamo(), embedded(), full] {
+            ok(Config::from_vars(|name| {
+                read.borrow_mut().insert(name.to_string());
+                vars.get(name).cloned()
+            }));
+        }
+        read.into_inner()
+    }
+
+    #[test]
+    fn every_variable_read_is_in_the_deployment_list() {
+        let declared: BTreeSet<&str> = deployment::VARIABLES.iter().map(|v| v.name).collect();
+        let read = names_read();
+        for name in &read {
+            assert!(
+                declared.contains(name.as_str()),
+                "the parser reads {name}, which deployment::VARIABLES does not declare"
+            );
+        }
+        // And the parser reads every declared variable but the log filter, which main.rs
+        // reads before there is a configuration.
+        let unread: Vec<&str> = declared
+            .into_iter()
+            .filter(|name| !read.contains(*name))
+            .collect();
+        assert_eq!(unread, ["HASHGATE_LOG"]);
     }
 }
