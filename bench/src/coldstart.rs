@@ -293,12 +293,16 @@ fn full_filter(entries: u64, version: u64) -> Result<FilterSnapshot> {
         "cold start: building a {}-entry filter",
         thousands((entries + 1) as f64)
     ));
-    let mut builder = FilterSnapshot::builder(entries + 1, DEFAULT_FP_RATE)?;
+    let mut builder = FilterSnapshot::builder(
+        entries + 1,
+        DEFAULT_FP_RATE,
+        hashgate_local::filter_file::random_seed()?,
+    )?;
     builder.insert(&listed_md5()?);
     for i in 0..entries {
         builder.insert(&generated_digest(MEMBER_SEED, i));
     }
-    Ok(builder.finish(version)?)
+    Ok(builder.finish(version, hashgate_core::time::Timestamp::now())?)
 }
 
 async fn one_cold_start(stack: &Stack, key: &str, filter_entries: u64) -> Result<StackRun> {

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use hashgate_core::filter::{bloom_bound_bits_per_entry, FilterSnapshot};
-use hashgate_core::local::LocalDb;
 use hashgate_core::Digest;
+use hashgate_local::LocalDb;
 
 use crate::data::{generated_digest, SplitMix64, MEMBER_SEED, NON_MEMBER_SEED};
 use crate::stats::{size, thousands, Samples};
@@ -42,12 +42,12 @@ pub fn run(db: &LocalDb, sizes: &Sizes) -> Result<FilterReport> {
     let path = db.filter_path();
     let file_bytes = std::fs::metadata(&path)?.len();
     let load_ms = time_runs("filter load", sizes.load_runs, || {
-        FilterSnapshot::load(&path)?;
+        hashgate_local::filter_file::load(&path)?;
         Ok(())
     })?
     .map(|secs| secs * 1e3);
 
-    let filter = FilterSnapshot::load(&path)?;
+    let filter = hashgate_local::filter_file::load(&path)?;
     ensure!(
         filter.info().entries == entries,
         "the filter holds {} entries, the store {entries}",

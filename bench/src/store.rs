@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use hashgate_core::lists::{ListFormat, ParseOptions};
-use hashgate_core::local::{import_list, LocalDb};
 use hashgate_core::Digest;
+use hashgate_local::{import_list, LocalDb};
 
 use crate::data::{self, generated_digest, SplitMix64, MEMBER_SEED, NON_MEMBER_SEED};
 use crate::stats::{quantile, size, thousands, Samples};
@@ -94,7 +94,13 @@ fn import_once(list: &Path, dir: &Path, entries: u64) -> Result<f64> {
     let started = Instant::now();
     let db = LocalDb::create(dir)?;
     let reader = File::open(list).with_context(|| format!("opening {}", list.display()))?;
-    let (summary, stats) = import_list(db.store(), reader, ListFormat::Plain, &options, false)?;
+    let (summary, stats) = import_list(
+        db.store(),
+        reader,
+        ListFormat::Plain,
+        &options,
+        hashgate_core::store::Op::Add,
+    )?;
     let secs = started.elapsed().as_secs_f64();
     ensure!(
         summary.entries == entries && stats.added == entries,

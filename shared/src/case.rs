@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::DigestSet;
 use crate::event::ObjectRef;
 use crate::scan::Match;
+use crate::time::Timestamp;
 
 /// Where a quarantined copy lives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,21 +27,83 @@ impl QuarantineLocation {
     }
 }
 
-/// Where a case stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a case stands. Written in one spelling only, [`CaseStatus::as_str`] (snake case),
+/// wherever it is stored; the variant names that older records carry are still read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     /// Quarantined and waiting for a reviewer.
+    #[serde(alias = "PendingReview")]
     PendingReview,
     /// Held in place (tagged, not moved), waiting for a reviewer.
+    #[serde(alias = "HeldInPlace")]
     HeldInPlace,
     /// The scanned version was replaced or deleted before it could be copied: nothing to
     /// preserve, but the match is on record.
+    #[serde(alias = "ContentGone")]
     ContentGone,
     /// A reviewer confirmed the match.
+    #[serde(alias = "Confirmed")]
     Confirmed,
     /// A reviewer found a false positive; the object was restored.
+    #[serde(alias = "Released")]
     Released,
+}
+
+impl CaseStatus {
+    pub const ALL: [CaseStatus; 5] = [
+        CaseStatus::PendingReview,
+        CaseStatus::HeldInPlace,
+        CaseStatus::ContentGone,
+        CaseStatus::Confirmed,
+        CaseStatus::Released,
+    ];
+
+    /// The one spelling written to storage, queues and events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::PendingReview => "pending_review",
+            CaseStatus::HeldInPlace => "held_in_place",
+            CaseStatus::ContentGone => "content_gone",
+            CaseStatus::Confirmed => "confirmed",
+            CaseStatus::Released => "released",
+        }
+    }
+
+    /// The variant's name, as records written before [`CaseStatus::as_str`] spelled it.
+    const fn legacy_name(self) -> &'static str {
+        match self {
+            CaseStatus::PendingReview => "PendingReview",
+            CaseStatus::HeldInPlace => "HeldInPlace",
+            CaseStatus::ContentGone => "ContentGone",
+            CaseStatus::Confirmed => "Confirmed",
+            CaseStatus::Released => "Released",
+        }
+    }
+}
+
+impl std::fmt::Display for CaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CaseStatus {
+    type Err = String;
+
+    /// Either spelling: `pending_review`, or `PendingReview` as older records have it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CaseStatus::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s || c.legacy_name() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = CaseStatus::ALL.iter().map(|c| c.as_str()).collect();
+                format!(
+                    "not a case status: {s:?} (expected one of {})",
+                    known.join(", ")
+                )
+            })
+    }
 }
 
 /// The durable record of a match.
@@ -54,8 +117,7 @@ pub struct CaseRecord {
     pub matches: Vec<Match>,
     pub quarantine: Option<QuarantineLocation>,
     pub status: CaseStatus,
-    /// RFC 3339.
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 impl CaseRecord {
@@ -67,15 +129,81 @@ impl CaseRecord {
     }
 }
 
+/// What was done to a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// The scanner copied the match to quarantine.
+    Quarantined,
+    /// The scanner tagged the match in place.
+    HeldInPlace,
+    /// The scanned version was gone before it could be copied.
+    ContentGone,
+}
+
+impl AuditAction {
+    /// The one spelling written to storage.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Quarantined => "quarantined",
+            AuditAction::HeldInPlace => "held_in_place",
+            AuditAction::ContentGone => "content_gone",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One action on a case, appended and never changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub case_id: String,
-    /// RFC 3339.
-    pub at: String,
+    pub at: Timestamp,
     /// `scanner`, or the reviewer's identity.
     pub actor: String,
-    /// e.g. `quarantined`, `held_in_place`, `revealed`, `confirmed`, `released`.
-    pub action: String,
+    pub action: AuditAction,
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_has_one_written_spelling_and_reads_both() {
+        for status in CaseStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(status.to_string(), status.as_str());
+            for spelling in [status.as_str(), status.legacy_name()] {
+                assert_eq!(spelling.parse::<CaseStatus>().unwrap(), status);
+                let read: CaseStatus = serde_json::from_str(&format!("\"{spelling}\"")).unwrap();
+                assert_eq!(read, status);
+            }
+        }
+        let err = "pending".parse::<CaseStatus>().unwrap_err();
+        assert!(
+            err.contains("\"pending\"") && err.contains("pending_review"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn records_written_before_typed_timestamps_and_statuses_are_read() {
+        let old = r#"{"case_id":"case-1","object":{"bucket":"b","key":"k","version_id":null,
+            "etag":"e"},"size":3,"digests":[["md5","00"]],"matches":[],"quarantine":null,
+            "status":"PendingReview","created_at":"2026-11-21T10:04:05Z"}"#;
+        let r: CaseRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.status, CaseStatus::PendingReview);
+        assert_eq!(r.created_at, Timestamp::from_second(1_795_255_445).unwrap());
+        let again: CaseRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(again, r);
+        assert!(serde_json::to_string(&r)
+            .unwrap()
+            .contains("\"status\":\"pending_review\""));
+    }
 }

@@ -1,11 +1,12 @@
-//! Upload events, normalised from every trigger the scanner accepts:
+//! Upload events, normalised from every notification document the scanner accepts:
 //!
-//! - S3 event notifications delivered directly (`{"Records":[{"eventSource":"aws:s3",…}]}`);
-//! - the same wrapped in SQS messages, in batches (`{"Records":[{"eventSource":"aws:sqs",
-//!   "messageId":…,"body":"<notification JSON>"}]}`), each message parsed on its own so one
-//!   malformed message fails alone;
-//! - EventBridge "Object Created" events from S3 (directly, or as an SQS message body);
+//! - S3 event notifications (`{"Records":[{"eventSource":"aws:s3",…}]}`), delivered directly
+//!   or as a queue message's body;
+//! - EventBridge "Object Created" events from S3;
 //! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, ignored.
+//!
+//! How documents arrive (an SQS batch handed to Lambda, a long-polled queue) is the
+//! function's business, not the core's: see the scanner's `envelope` module.
 //!
 //! Parsing is lenient where S3-compatible stores and emulators differ (no `userIdentity`,
 //! `requestParameters`, `responseElements`, `sequencer` or `versionId` is normal) and strict
@@ -90,97 +91,17 @@ pub struct EventError {
     pub reason: String,
 }
 
+impl EventError {
+    pub fn new(place: impl Into<String>, reason: impl Into<String>) -> EventError {
+        EventError {
+            place: place.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 fn err(place: impl Into<String>, reason: impl Into<String>) -> EventError {
-    EventError {
-        place: place.into(),
-        reason: reason.into(),
-    }
-}
-
-/// One SQS message of a batch, and what its body meant.
-#[derive(Debug)]
-pub struct SqsMessage {
-    pub message_id: String,
-    pub notices: Result<Vec<Notice>, EventError>,
-}
-
-/// A scanner invocation, by shape.
-#[derive(Debug)]
-pub enum Invocation {
-    /// S3 notifications or an EventBridge event handed to the function directly.
-    Direct(Vec<Notice>),
-    /// An SQS batch: answer with [`BatchResponse`] so only failed messages come back.
-    Sqs(Vec<SqsMessage>),
-}
-
-/// The SQS partial-batch response (`ReportBatchItemFailures`).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<BatchItemFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
-
-impl BatchResponse {
-    pub fn fail(&mut self, message_id: impl Into<String>) {
-        self.batch_item_failures.push(BatchItemFailure {
-            item_identifier: message_id.into(),
-        });
-    }
-}
-
-/// Classify a Lambda payload by shape and parse it. An SQS batch never fails as a whole:
-/// each message carries its own result.
-pub fn parse_invocation(payload: &Value) -> Result<Invocation, EventError> {
-    let records = payload.get("Records").and_then(Value::as_array);
-    let is_sqs = records.is_some_and(|r| {
-        r.first()
-            .and_then(|r| r.get("eventSource"))
-            .and_then(Value::as_str)
-            == Some("aws:sqs")
-    });
-    if !is_sqs {
-        return parse_notification(payload).map(Invocation::Direct);
-    }
-    let messages = records
-        .expect("checked above")
-        .iter()
-        .enumerate()
-        .map(|(i, record)| {
-            let message_id = record
-                .get("messageId")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let Some(message_id) = message_id else {
-                // Without an id the message cannot be reported as failed on its own; the
-                // caller fails the batch, and SQS redelivers it.
-                return SqsMessage {
-                    message_id: String::new(),
-                    notices: Err(err(format!("Records[{i}]"), "SQS record without messageId")),
-                };
-            };
-            let notices = match record.get("body").and_then(Value::as_str) {
-                None => Err(err(
-                    format!("message {message_id}"),
-                    "SQS record without a string body",
-                )),
-                Some(body) => parse_body(body).map_err(|e| EventError {
-                    place: format!("message {message_id}: {}", e.place),
-                    reason: e.reason,
-                }),
-            };
-            SqsMessage {
-                message_id,
-                notices,
-            }
-        })
-        .collect();
-    Ok(Invocation::Sqs(messages))
+    EventError::new(place, reason)
 }
 
 /// Parse one notification body (an SQS message body, or a payload read elsewhere).
@@ -383,11 +304,8 @@ mod tests {
 
     #[test]
     fn direct_s3_notification_with_encoded_key() {
-        let Invocation::Direct(notices) =
-            parse_invocation(&s3_put("photos/my+summer%2Bfun%20%F0%9F%8C%9E%25.jpg")).unwrap()
-        else {
-            panic!("direct")
-        };
+        let notices =
+            parse_notification(&s3_put("photos/my+summer%2Bfun%20%F0%9F%8C%9E%25.jpg")).unwrap();
         let u = upload(&notices[0]);
         assert_eq!(u.object.bucket, "uploads");
         assert_eq!(u.object.key, "photos/my summer+fun 🌞%.jpg");
@@ -435,9 +353,7 @@ mod tests {
                 "object": {"key": "a+b%20c.zip", "size": 198524144, "etag": "4af9-12",
                     "version-id": "uh", "sequencer": "0064"},
                 "request-id": "R", "requester": "1", "reason": "CompleteMultipartUpload"}});
-        let Invocation::Direct(n) = parse_invocation(&v).unwrap() else {
-            panic!()
-        };
+        let n = parse_notification(&v).unwrap();
         let u = upload(&n[0]);
         assert_eq!(u.object.key, "a+b%20c.zip");
         assert_eq!(u.trigger, Trigger::EventBridge);
@@ -447,56 +363,6 @@ mod tests {
             parse_notification(&deleted).unwrap()[0],
             Notice::Ignored { .. }
         ));
-    }
-
-    #[test]
-    fn sqs_batch_isolates_malformed_messages() {
-        let good = s3_put("ok.jpg").to_string();
-        let eb = json!({"detail-type": "Object Created", "source": "aws.s3",
-            "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}})
-        .to_string();
-        let v = json!({"Records": [
-            {"messageId": "m1", "receiptHandle": "h", "body": good, "eventSource": "aws:sqs"},
-            {"messageId": "m2", "body": "{not json", "eventSource": "aws:sqs"},
-            {"messageId": "m3", "body": "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{}}}]}", "eventSource": "aws:sqs"},
-            {"messageId": "m4", "body": eb, "eventSource": "aws:sqs"},
-            {"messageId": "m5", "body": "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"bad%zz\"}}}]}", "eventSource": "aws:sqs"}
-        ]});
-        let Invocation::Sqs(messages) = parse_invocation(&v).unwrap() else {
-            panic!("sqs")
-        };
-        assert_eq!(messages.len(), 5);
-        assert_eq!(
-            upload(&messages[0].notices.as_ref().unwrap()[0]).object.key,
-            "ok.jpg"
-        );
-        let e2 = messages[1].notices.as_ref().unwrap_err();
-        assert!(
-            e2.to_string().starts_with("message m2: body: not JSON"),
-            "{e2}"
-        );
-        let e3 = messages[2].notices.as_ref().unwrap_err();
-        assert_eq!(
-            e3.to_string(),
-            "message m3: Records[0].s3.object.key: missing"
-        );
-        assert_eq!(
-            upload(&messages[3].notices.as_ref().unwrap()[0]).trigger,
-            Trigger::EventBridge
-        );
-        let e5 = messages[4].notices.as_ref().unwrap_err();
-        assert!(e5.reason.contains("bad percent-escape"), "{e5}");
-
-        let mut response = BatchResponse::default();
-        for m in &messages {
-            if m.notices.is_err() {
-                response.fail(&m.message_id);
-            }
-        }
-        assert_eq!(
-            serde_json::to_value(&response).unwrap(),
-            json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}, {"itemIdentifier": "m5"}]})
-        );
     }
 
     #[test]

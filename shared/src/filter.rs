@@ -21,13 +21,13 @@
 //! |     56 |   32 | SHA-256 of bytes 0..56 followed by the payload          |
 //! |     88 |    … | payload: the `bloomfilter` crate's serialised bitmap    |
 
-use std::io::Write;
-use std::path::Path;
+use std::sync::Arc;
 
 use bloomfilter::Bloom;
 use sha2::Digest as _;
 
 use crate::digest::{AlgorithmSet, Digest};
+use crate::time::Timestamp;
 
 const MAGIC: &[u8; 8] = b"HGFILTER";
 /// The snapshot format this build writes and reads.
@@ -56,6 +56,18 @@ impl FilterInfo {
     /// Bits of filter per entry, to compare with the bloom bound 1.44·log2(1/p).
     pub fn bits_per_entry(&self) -> f64 {
         self.payload_bytes as f64 * 8.0 / self.entries.max(1) as f64
+    }
+
+    /// Whether the filter was built from store version `store_version`: the only filter that
+    /// may rule digests out (see `scan::Screen::for_store`).
+    pub fn covers(&self, store_version: u64) -> bool {
+        self.store_version == store_version
+    }
+
+    /// When it was built.
+    pub fn built_at(&self) -> Timestamp {
+        Timestamp::from_second(i64::try_from(self.built_at).unwrap_or(i64::MAX))
+            .unwrap_or(Timestamp::MAX)
     }
 }
 
@@ -96,10 +108,15 @@ impl std::fmt::Debug for FilterSnapshot {
 }
 
 impl FilterSnapshot {
-    /// Start a filter sized for `entries` keys at false-positive rate `fp_rate`, with a fresh
-    /// random seed.
-    pub fn builder(entries: u64, fp_rate: f64) -> Result<FilterBuilder, FilterError> {
-        FilterBuilder::new(entries, fp_rate, random_seed()?)
+    /// Start a filter sized for `entries` keys at false-positive rate `fp_rate`. The seed
+    /// comes from the caller (fresh randomness for every build, in production; see
+    /// `hashgate_local::filter_file::random_seed`), so the core's tests control it.
+    pub fn builder(
+        entries: u64,
+        fp_rate: f64,
+        seed: [u8; 32],
+    ) -> Result<FilterBuilder, FilterError> {
+        FilterBuilder::new(entries, fp_rate, seed)
     }
 
     pub fn info(&self) -> &FilterInfo {
@@ -241,42 +258,28 @@ impl FilterSnapshot {
             bloom,
         })
     }
+}
 
-    /// Read and check a snapshot file.
-    pub fn load(path: &Path) -> Result<FilterSnapshot, FilterError> {
-        let bytes = std::fs::read(path).map_err(|error| FilterError::Io {
-            source_name: path.display().to_string(),
-            error,
-        })?;
-        FilterSnapshot::from_bytes(&bytes, &path.display().to_string())
-    }
+/// What a look for a newer snapshot found.
+#[derive(Debug)]
+pub enum Refresh {
+    /// Nothing newer.
+    Unchanged,
+    /// A newer snapshot, checked: use it.
+    Loaded(Arc<FilterSnapshot>),
+    /// No snapshot is published.
+    Missing,
+    /// A newer snapshot was refused; keep the one in use (invariant 4).
+    Refused(FilterError),
+    /// The source could not be asked; keep the one in use.
+    Unavailable(String),
+}
 
-    /// Write the snapshot to `path` atomically: a reader sees the old file or the new one,
-    /// never half of one.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("filter"),
-            std::process::id()
-        ));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.to_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
-    }
+/// Where a scanner's filter snapshots come from (S3, a file): the port its refresh policy
+/// runs over.
+pub trait FilterFeed: Send {
+    /// Look for a snapshot newer than the last one this feed returned.
+    fn refresh(&mut self) -> impl std::future::Future<Output = Refresh> + Send;
 }
 
 /// Collects keys into a new filter.
@@ -334,17 +337,20 @@ impl FilterBuilder {
         self.entries += 1;
     }
 
-    /// Finish. `store_version` is the version of the store snapshot the keys came from.
-    pub fn finish(self, store_version: u64) -> Result<FilterSnapshot, FilterError> {
+    /// Finish. `store_version` is the version of the store snapshot the keys came from;
+    /// `built_at` is now, by the caller's clock.
+    pub fn finish(
+        self,
+        store_version: u64,
+        built_at: Timestamp,
+    ) -> Result<FilterSnapshot, FilterError> {
         if self.entries > self.capacity.max(MIN_CAPACITY) {
             return Err(FilterError::Build(format!(
                 "{} entries inserted into a filter sized for {}",
                 self.entries, self.capacity
             )));
         }
-        let built_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let built_at = u64::try_from(built_at.as_second()).unwrap_or(0);
         let payload_bytes = self.bloom.as_slice().len() as u64;
         Ok(FilterSnapshot {
             info: FilterInfo {
@@ -361,25 +367,13 @@ impl FilterBuilder {
     }
 }
 
-/// A fresh random seed whose halves differ.
-fn random_seed() -> Result<[u8; 32], FilterError> {
-    loop {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed)
-            .map_err(|e| FilterError::Build(format!("no randomness for the seed: {e}")))?;
-        if seed[..16] != seed[16..] {
-            return Ok(seed);
-        }
-    }
-}
-
 /// The theoretical minimum size of a bloom filter: 1.44·log2(1/p) bits per entry.
 pub fn bloom_bound_bits_per_entry(fp_rate: f64) -> f64 {
     std::f64::consts::LOG2_E * (1.0 / fp_rate).log2()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::digest::Algorithm;
 
@@ -393,12 +387,28 @@ mod tests {
         })
     }
 
+    /// A different seed on every call, from a fixed sequence (splitmix64), so the tests are
+    /// repeatable and still see many seeds.
+    pub(crate) fn test_seed() -> [u8; 32] {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static STATE: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+        let mut seed = [0u8; 32];
+        for chunk in seed.chunks_mut(8) {
+            let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        seed
+    }
+
     fn build(n: u64, fp: f64) -> FilterSnapshot {
-        let mut b = FilterSnapshot::builder(n, fp).unwrap();
+        let mut b = FilterSnapshot::builder(n, fp, test_seed()).unwrap();
         for d in md5s(0..n, 1) {
             b.insert(&d);
         }
-        b.finish(7).unwrap()
+        b.finish(7, Timestamp::from_second(1_795_255_445).unwrap())
+            .unwrap()
     }
 
     #[test]
@@ -451,13 +461,15 @@ mod tests {
     }
 
     #[test]
-    fn seeds_are_random_and_never_degenerate() {
-        let a = build(10, 1e-6);
-        let b = build(10, 1e-6);
-        assert_ne!(a.seed(), b.seed(), "each build draws a new seed");
-        for f in [&a, &b] {
-            assert_ne!(f.seed()[..16], f.seed()[16..]);
-        }
+    fn the_seed_and_clock_are_the_callers_and_degenerate_seeds_are_refused() {
+        let seed = test_seed();
+        let mut b = FilterSnapshot::builder(10, 1e-6, seed).unwrap();
+        b.insert(&md5s(0..1, 1).next().unwrap());
+        let f = b.finish(3, Timestamp::from_second(1_000).unwrap()).unwrap();
+        assert_eq!(f.seed(), seed);
+        assert_eq!(f.info().built_at, 1_000);
+        let again = FilterSnapshot::from_bytes(&f.to_bytes(), "f").unwrap();
+        assert_eq!((again.seed(), again.info()), (seed, f.info()));
         let err = FilterBuilder::new(10, 1e-6, [7; 32]).unwrap_err();
         assert!(err.to_string().contains("seed halves are equal"), "{err}");
     }
@@ -525,23 +537,11 @@ mod tests {
     }
 
     #[test]
-    fn save_and_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("filter.hgf");
-        let f = build(100, 1e-6);
-        f.save(&path).unwrap();
-        let g = FilterSnapshot::load(&path).unwrap();
-        assert_eq!(g.info(), f.info());
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
-    }
-
-    #[test]
     fn empty_filter_rejects_everything() {
-        let f = FilterSnapshot::builder(0, 1e-6).unwrap().finish(0).unwrap();
+        let f = FilterSnapshot::builder(0, 1e-6, test_seed())
+            .unwrap()
+            .finish(0, Timestamp::UNIX_EPOCH)
+            .unwrap();
         let g = FilterSnapshot::from_bytes(&f.to_bytes(), "f").unwrap();
         assert!(g.algorithms().is_empty());
         assert!(md5s(0..1000, 3).all(|d| !g.may_contain(&d)));

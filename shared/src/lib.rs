@@ -4,21 +4,27 @@
 //! - [`digest`]: algorithms, digest values, streaming multi-algorithm hashing.
 //! - [`event`]: upload events normalised from S3, SQS and EventBridge; case ids.
 //! - [`lists`]: clearinghouse hash-list formats (plain text, CSV, Project VIC / VICS JSON).
-//! - [`store`]: the exact hash store trait and its embedded, file-backed implementation.
-//! - [`filter`]: bloom filter snapshots with a checked, versioned file format.
-//! - [`local`]: a local hash database directory (store + filter), and list imports.
+//! - [`store`]: the exact hash store port, and the one rule for applying list entries.
+//! - [`filter`]: bloom filter snapshots with a checked, versioned byte format.
+//! - [`generations`]: atomic list imports for stores without big transactions (DynamoDB).
+//! - [`memory`]: in-memory implementations of every port, for tests.
 //! - [`pipeline`]: one upload end to end over the storage ports (`ObjectStore`, `CaseStore`,
 //!   `Notifier`); the fast path from digests the object store vouches for.
 //! - [`quarantine`]: the quarantine protocol as a sans-IO state machine.
 //! - [`scan`]: the scan decision (digests → filter → exact store → verdict).
-//! - [`time`]: RFC 3339 timestamps.
+//! - [`time`]: instants (`jiff::Timestamp`) and their RFC 3339 form.
+//!
+//! The core does no I/O of its own: no files, no network, no clock, no randomness. Bytes,
+//! time and seeds are handed to it; adapters (`hashgate-local`, `hashgate-aws`) and the
+//! functions do the rest.
 
 pub mod case;
 pub mod digest;
 pub mod event;
 pub mod filter;
+pub mod generations;
 pub mod lists;
-pub mod local;
+pub mod memory;
 pub mod pipeline;
 pub mod quarantine;
 pub mod scan;

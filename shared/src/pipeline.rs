@@ -7,7 +7,6 @@
 //! large or could not be read is never reported clean.
 
 use std::future::Future;
-use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -17,7 +16,7 @@ use crate::event::{ObjectRef, UploadEvent};
 use crate::quarantine::{Action, Finished, Mode, Outcome, Plan, ProtocolError, Quarantine};
 use crate::scan::{decide, Match, Screen};
 use crate::store::{HashStore, StoreError};
-use crate::time::{add_days, rfc3339};
+use crate::time::{add_days, Timestamp};
 
 /// What the object store says about one object version without reading it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -146,7 +145,7 @@ pub enum ScanStatus {
     Clean,
     /// Matched and contained.
     Matched {
-        outcome: String,
+        outcome: Finished,
         case_id: String,
     },
     /// The scanned version was replaced before the scan: the new one has its own event.
@@ -223,7 +222,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
         event: &UploadEvent,
         screen: Screen<'_>,
         needed: AlgorithmSet,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<ScanReport, PipelineError> {
         let object = &event.object;
         let mut report = ScanReport {
@@ -314,14 +313,14 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             digests,
             matches: report.matches.clone(),
             quarantine_bucket: self.config.quarantine_bucket.clone(),
-            retain_until: rfc3339(add_days(now, self.config.retention_days)),
+            retain_until: add_days(now, self.config.retention_days),
             mode: self.config.mode,
-            now: rfc3339(now),
+            now,
         };
         let case_id = plan.case_id();
         let finished = self.quarantine(plan).await?;
         report.status = ScanStatus::Matched {
-            outcome: format!("{finished:?}"),
+            outcome: finished,
             case_id,
         };
         Ok(report)
@@ -370,197 +369,43 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-
     use super::*;
     use crate::digest::digest_bytes;
     use crate::event::Trigger;
     use crate::filter::FilterSnapshot;
     use crate::lists::{ListEntry, Provenance};
-    use crate::store::EmbeddedStore;
+    use crate::memory::{etag_of, Fault, MemoryCases, MemoryNotifier, MemoryObjects, MemoryStore};
+    use crate::store::Op;
 
-    /// (etag, content, tags) of one object.
-    type Stored = (String, Vec<u8>, Vec<String>);
-
-    #[derive(Default)]
-    struct MemObjects {
-        /// (bucket, key) → current object.
-        objects: Mutex<BTreeMap<(String, String), Stored>>,
-        reads: Mutex<u64>,
-        /// Fail the nth quarantine step (1-based) once.
-        fail_step: Mutex<Option<usize>>,
-        steps: Mutex<usize>,
-        /// Refuse reads, as a store does for an object whose KMS key the scanner lacks.
-        unreadable: Mutex<bool>,
-    }
-
-    fn etag_of(content: &[u8]) -> String {
-        digest_bytes(content, AlgorithmSet::EMPTY.with(Algorithm::Md5))
-            .get(Algorithm::Md5)
-            .unwrap()
-            .to_hex()
-    }
-
-    impl MemObjects {
-        fn put(&self, bucket: &str, key: &str, content: &[u8]) {
-            self.objects.lock().unwrap().insert(
-                (bucket.into(), key.into()),
-                (etag_of(content), content.to_vec(), vec![]),
-            );
-        }
-        fn get(&self, bucket: &str, key: &str) -> Option<Stored> {
-            self.objects
-                .lock()
-                .unwrap()
-                .get(&(bucket.to_string(), key.to_string()))
-                .cloned()
-        }
-        fn current(&self, o: &ObjectRef) -> Option<Stored> {
-            let found = self.get(&o.bucket, &o.key)?;
-            (o.etag.is_none() || o.etag.as_ref() == Some(&found.0)).then_some(found)
-        }
-    }
-
-    fn err(op: &'static str) -> StorageError {
-        StorageError {
-            operation: op,
-            target: "memory".into(),
-            message: "injected failure".into(),
-        }
-    }
-
-    impl ObjectStore for MemObjects {
-        async fn head(&self, o: &ObjectRef) -> Result<Option<ObjectHead>, StorageError> {
-            Ok(self
-                .get(&o.bucket, &o.key)
-                .map(|(etag, content, _)| ObjectHead {
-                    size: content.len() as u64,
-                    etag: Some(etag),
-                    ..Default::default()
-                }))
-        }
-        async fn read_digests(
-            &self,
-            o: &ObjectRef,
-            algorithms: AlgorithmSet,
-            _max: u64,
-        ) -> Result<ReadResult, StorageError> {
-            if *self.unreadable.lock().unwrap() {
-                return Ok(ReadResult::Unreadable {
-                    reason: "AccessDenied".into(),
-                });
-            }
-            let Some((_, content, _)) = self.current(o) else {
-                return Ok(ReadResult::Changed);
-            };
-            *self.reads.lock().unwrap() += content.len() as u64;
-            Ok(ReadResult::Digested(Digested {
-                digests: digest_bytes(&content, algorithms),
-                bytes: content.len() as u64,
-            }))
-        }
-        async fn quarantine_step(&self, action: &Action) -> Result<Outcome, StorageError> {
-            let n = {
-                let mut s = self.steps.lock().unwrap();
-                *s += 1;
-                *s
-            };
-            if *self.fail_step.lock().unwrap() == Some(n) {
-                *self.fail_step.lock().unwrap() = None;
-                return Err(err("step"));
-            }
-            Ok(match action {
-                Action::Copy { from, to, .. } => {
-                    if self.get(&to.bucket, &to.key).is_some() {
-                        return Ok(Outcome::Copied);
-                    }
-                    match self.current(from) {
-                        None => Outcome::SourceGone,
-                        Some((_, content, _)) => {
-                            self.put(&to.bucket, &to.key, &content);
-                            Outcome::Copied
-                        }
-                    }
-                }
-                Action::Verify { at, expected, .. } => match self.get(&at.bucket, &at.key) {
-                    Some((_, c, _)) if digest_bytes(&c, expected.algorithms()) == *expected => {
-                        Outcome::Verified
-                    }
-                    _ => Outcome::VerifyFailed("mismatch".into()),
-                },
-                Action::Tag { object, .. } => {
-                    self.tag_result(object, "held").await?;
-                    Outcome::Tagged
-                }
-                Action::DeleteOriginal { object } => {
-                    if self.current(object).is_none() {
-                        return Ok(Outcome::AlreadyDeleted);
-                    }
-                    self.objects
-                        .lock()
-                        .unwrap()
-                        .remove(&(object.bucket.clone(), object.key.clone()));
-                    Outcome::Deleted
-                }
-                other => panic!("not an object step: {other:?}"),
-            })
-        }
-        async fn tag_result(&self, o: &ObjectRef, status: &str) -> Result<bool, StorageError> {
-            let mut objects = self.objects.lock().unwrap();
-            if let Some(entry) = objects.get_mut(&(o.bucket.clone(), o.key.clone())) {
-                entry.2.push(status.to_string());
-            }
-            Ok(true)
-        }
-    }
-
-    #[derive(Default)]
-    struct MemCases(Mutex<Vec<CaseRecord>>);
-    impl CaseStore for MemCases {
-        async fn create(&self, r: &CaseRecord, _: &AuditEntry) -> Result<bool, StorageError> {
-            let mut cases = self.0.lock().unwrap();
-            if cases.iter().any(|c| c.case_id == r.case_id) {
-                return Ok(false);
-            }
-            cases.push(r.clone());
-            Ok(true)
-        }
-    }
-
-    #[derive(Default)]
-    struct MemNotifier(Mutex<Vec<String>>);
-    impl Notifier for MemNotifier {
-        async fn announce(&self, r: &CaseRecord) -> Result<(), StorageError> {
-            self.0.lock().unwrap().push(r.case_id.clone());
-            Ok(())
-        }
-    }
+    type TestScanner = Scanner<MemoryObjects, MemoryStore, MemoryCases, MemoryNotifier>;
 
     const BAD: &[u8] = b"content on a list";
+    /// A fixed filter seed (halves differ), so the test is repeatable.
+    const SEED: [u8; 32] = *b"0123456789abcdefFEDCBA9876543210";
 
-    fn scanner(dir: &std::path::Path) -> Scanner<MemObjects, EmbeddedStore, MemCases, MemNotifier> {
-        let store = EmbeddedStore::create(dir).unwrap();
+    fn scanner() -> TestScanner {
+        let store = MemoryStore::default();
         let md5 = digest_bytes(BAD, AlgorithmSet::ALL)
             .get(Algorithm::Md5)
             .unwrap();
         store
-            .import(|imp| {
-                imp.add(&ListEntry {
+            .apply(
+                &[ListEntry {
                     digest: md5,
                     provenance: Provenance {
                         list: "ncmec".into(),
                         id: Some("7".into()),
                         category: None,
                     },
-                })
-            })
+                }],
+                Op::Add,
+            )
             .unwrap();
         Scanner {
-            objects: MemObjects::default(),
+            objects: MemoryObjects::default(),
             hashes: store,
-            cases: MemCases::default(),
-            notifier: MemNotifier::default(),
+            cases: MemoryCases::default(),
+            notifier: MemoryNotifier::default(),
             config: ScannerConfig {
                 quarantine_bucket: "quarantine".into(),
                 retention_days: 365,
@@ -592,17 +437,16 @@ mod tests {
     }
 
     fn scan(
-        s: &Scanner<MemObjects, EmbeddedStore, MemCases, MemNotifier>,
+        s: &TestScanner,
         e: &UploadEvent,
         needed: AlgorithmSet,
     ) -> Result<ScanReport, PipelineError> {
-        pollster::block_on(s.scan(e, Screen::StoreOnly, needed, SystemTime::UNIX_EPOCH))
+        pollster::block_on(s.scan(e, Screen::StoreOnly, needed, Timestamp::UNIX_EPOCH))
     }
 
     #[test]
     fn clean_upload_is_tagged_and_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = scanner(dir.path());
+        let s = scanner();
         s.objects.put("uploads", "ok.jpg", b"holiday");
         let r = scan(&s, &event("ok.jpg", b"holiday"), AlgorithmSet::ALL).unwrap();
         assert_eq!(r.status, ScanStatus::Clean);
@@ -616,15 +460,14 @@ mod tests {
 
     #[test]
     fn fast_path_decides_from_the_etag_without_reading() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = scanner(dir.path());
+        let s = scanner();
         s.objects.put("uploads", "ok.jpg", b"holiday");
         let r = scan(&s, &event("ok.jpg", b"holiday"), md5_only()).unwrap();
         assert_eq!(
             (r.status, r.fast_path, r.bytes_read),
             (ScanStatus::Clean, true, 0)
         );
-        assert_eq!(*s.objects.reads.lock().unwrap(), 0);
+        assert_eq!(s.objects.bytes_read(), 0);
 
         s.objects.put("uploads", "bad.jpg", BAD);
         let r = scan(&s, &event("bad.jpg", BAD), md5_only()).unwrap();
@@ -659,15 +502,32 @@ mod tests {
 
     #[test]
     fn a_match_is_quarantined_with_one_case_and_retried_after_any_failure() {
-        for fail_at in 1..=3 {
-            let dir = tempfile::tempdir().unwrap();
-            let s = scanner(dir.path());
+        // Every step of the protocol fails once in turn: the copy, the verification, the
+        // case record, the notification and the delete.
+        let faults = [
+            Fault::ObjectStep(1),
+            Fault::ObjectStep(2),
+            Fault::CaseWrite,
+            Fault::Notify,
+            Fault::ObjectStep(3),
+        ];
+        for fault in faults {
+            let s = scanner();
             s.objects.put("uploads", "bad.jpg", BAD);
-            *s.objects.fail_step.lock().unwrap() = Some(fail_at);
+            match fault {
+                Fault::ObjectStep(n) => s.objects.fail_step(n),
+                Fault::CaseWrite => s.cases.fail_next(),
+                Fault::Notify => s.notifier.fail_next(),
+            }
             let e = event("bad.jpg", BAD);
             assert!(
                 scan(&s, &e, AlgorithmSet::ALL).is_err(),
-                "step {fail_at} failed"
+                "{fault:?} failed the scan"
+            );
+            assert_eq!(
+                s.objects.get("uploads", "bad.jpg").unwrap().1,
+                BAD,
+                "{fault:?}: the original is intact after the failure"
             );
             // The retry (same event) and a duplicate both converge.
             let r = scan(&s, &e, AlgorithmSet::ALL).unwrap();
@@ -678,7 +538,12 @@ mod tests {
                 ScanStatus::Gone,
                 "the duplicate finds it moved"
             );
-            assert_eq!(s.cases.0.lock().unwrap().len(), 1);
+            assert_eq!(s.cases.records().len(), 1, "{fault:?}");
+            let announced = s.notifier.announced();
+            assert!(
+                !announced.is_empty() && announced.iter().all(|c| *c == e.object.case_id()),
+                "{fault:?}: announced (at least once, always the same case)"
+            );
             assert!(s.objects.get("uploads", "bad.jpg").is_none());
             let case_id = e.object.case_id();
             let copy = s
@@ -690,8 +555,7 @@ mod tests {
 
     #[test]
     fn explicit_statuses_for_gone_superseded_and_too_large() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = scanner(dir.path());
+        let s = scanner();
         let r = scan(&s, &event("never-there", b"x"), AlgorithmSet::ALL).unwrap();
         assert_eq!(r.status, ScanStatus::Gone);
 
@@ -711,10 +575,9 @@ mod tests {
 
     #[test]
     fn unreadable_objects_get_their_own_status() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = scanner(dir.path());
+        let s = scanner();
         s.objects.put("uploads", "locked", b"kms-encrypted");
-        *s.objects.unreadable.lock().unwrap() = true;
+        s.objects.set_unreadable(true);
         let r = scan(&s, &event("locked", b"kms-encrypted"), AlgorithmSet::ALL).unwrap();
         assert!(matches!(r.status, ScanStatus::Unreadable { .. }), "{r:?}");
         assert_eq!(
@@ -725,26 +588,25 @@ mod tests {
 
     #[test]
     fn a_filter_hit_alone_never_quarantines() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = scanner(dir.path());
+        let s = scanner();
         let innocent = b"innocent";
-        let mut b = FilterSnapshot::builder(1, 1e-6).unwrap();
+        let mut b = FilterSnapshot::builder(1, 1e-6, SEED).unwrap();
         b.insert(
             &digest_bytes(innocent, md5_only())
                 .get(Algorithm::Md5)
                 .unwrap(),
         );
-        let filter = b.finish(1).unwrap();
+        let filter = b.finish(1, Timestamp::UNIX_EPOCH).unwrap();
         s.objects.put("uploads", "i", innocent);
         let r = pollster::block_on(s.scan(
             &event("i", innocent),
             Screen::Filter(&filter),
             md5_only(),
-            SystemTime::UNIX_EPOCH,
+            Timestamp::UNIX_EPOCH,
         ))
         .unwrap();
         assert_eq!(r.status, ScanStatus::Clean);
         assert_eq!(r.filter_false_positives, 1);
-        assert!(s.cases.0.lock().unwrap().is_empty());
+        assert!(s.cases.records().is_empty());
     }
 }

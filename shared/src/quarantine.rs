@@ -18,10 +18,11 @@
 //!
 //! Hold-in-place mode tags the object instead of moving it, then does 3 and 4.
 
-use crate::case::{AuditEntry, CaseRecord, CaseStatus, QuarantineLocation};
+use crate::case::{AuditAction, AuditEntry, CaseRecord, CaseStatus, QuarantineLocation};
 use crate::digest::DigestSet;
 use crate::event::ObjectRef;
 use crate::scan::Match;
+use crate::time::Timestamp;
 
 /// How matches are contained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,11 +41,26 @@ pub struct Plan {
     pub digests: DigestSet,
     pub matches: Vec<Match>,
     pub quarantine_bucket: String,
-    /// RFC 3339 instant the quarantine copy is retained until (Object Lock).
-    pub retain_until: String,
+    /// When the quarantine copy's Object Lock retention ends.
+    pub retain_until: Timestamp,
     pub mode: Mode,
-    /// RFC 3339 instant of this attempt.
-    pub now: String,
+    /// When this attempt runs, by the caller's clock.
+    pub now: Timestamp,
+}
+
+/// The metadata keys of a quarantine copy: where it came from, and its digests
+/// ([`digest_metadata_key`]). The one place these names are spelled.
+pub mod metadata {
+    pub const CASE_ID: &str = "hashgate-case-id";
+    pub const ORIGIN_BUCKET: &str = "hashgate-origin-bucket";
+    pub const ORIGIN_KEY: &str = "hashgate-origin-key";
+    pub const ORIGIN_VERSION_ID: &str = "hashgate-origin-version-id";
+    pub const ORIGIN_ETAG: &str = "hashgate-origin-etag";
+
+    /// `hashgate-md5`, `hashgate-sha1`, `hashgate-sha256`.
+    pub fn digest_metadata_key(algorithm: crate::digest::Algorithm) -> String {
+        format!("hashgate-{}", algorithm.name())
+    }
 }
 
 impl Plan {
@@ -59,21 +75,21 @@ impl Plan {
     /// Metadata stored with the quarantine copy: where it came from and why.
     pub fn copy_metadata(&self) -> Vec<(String, String)> {
         let mut m = vec![
-            ("hashgate-case-id".to_string(), self.case_id()),
+            (metadata::CASE_ID.to_string(), self.case_id()),
             (
-                "hashgate-origin-bucket".to_string(),
+                metadata::ORIGIN_BUCKET.to_string(),
                 self.object.bucket.clone(),
             ),
-            ("hashgate-origin-key".to_string(), self.object.key.clone()),
+            (metadata::ORIGIN_KEY.to_string(), self.object.key.clone()),
         ];
         if let Some(v) = &self.object.version_id {
-            m.push(("hashgate-origin-version-id".to_string(), v.clone()));
+            m.push((metadata::ORIGIN_VERSION_ID.to_string(), v.clone()));
         }
         if let Some(e) = &self.object.etag {
-            m.push(("hashgate-origin-etag".to_string(), e.clone()));
+            m.push((metadata::ORIGIN_ETAG.to_string(), e.clone()));
         }
         for d in self.digests.iter() {
-            m.push((format!("hashgate-{}", d.algorithm()), d.to_hex()));
+            m.push((metadata::digest_metadata_key(d.algorithm()), d.to_hex()));
         }
         m
     }
@@ -87,16 +103,16 @@ impl Plan {
             matches: self.matches.clone(),
             quarantine,
             status,
-            created_at: self.now.clone(),
+            created_at: self.now,
         }
     }
 
-    fn audit(&self, action: &str, detail: String) -> AuditEntry {
+    fn audit(&self, action: AuditAction, detail: String) -> AuditEntry {
         AuditEntry {
             case_id: self.case_id(),
-            at: self.now.clone(),
+            at: self.now,
             actor: "scanner".into(),
-            action: action.into(),
+            action,
             detail,
         }
     }
@@ -111,7 +127,7 @@ pub enum Action {
     Copy {
         from: ObjectRef,
         to: QuarantineLocation,
-        retain_until: String,
+        retain_until: Timestamp,
         metadata: Vec<(String, String)>,
     },
     /// Check the copy at `at` has `size` bytes and the `expected` digests.
@@ -137,7 +153,8 @@ pub enum Action {
 }
 
 /// How a protocol run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Finished {
     /// Copied, verified, recorded, announced, original deleted.
     Quarantined,
@@ -227,7 +244,7 @@ impl Quarantine {
             Step::Copy => Action::Copy {
                 from: p.object.clone(),
                 to: p.destination(),
-                retain_until: p.retain_until.clone(),
+                retain_until: p.retain_until,
                 metadata: p.copy_metadata(),
             },
             Step::Verify => Action::Verify {
@@ -244,16 +261,18 @@ impl Quarantine {
                     (self.status == CaseStatus::PendingReview).then(|| p.destination());
                 let (action, detail) = match self.status {
                     CaseStatus::PendingReview => (
-                        "quarantined",
+                        AuditAction::Quarantined,
                         format!(
                             "copied to s3://{}/{}",
                             p.quarantine_bucket,
                             p.destination().key
                         ),
                     ),
-                    CaseStatus::HeldInPlace => ("held_in_place", "tagged in place".to_string()),
+                    CaseStatus::HeldInPlace => {
+                        (AuditAction::HeldInPlace, "tagged in place".to_string())
+                    }
                     _ => (
-                        "content_gone",
+                        AuditAction::ContentGone,
                         "the scanned version was gone or replaced before it could be copied"
                             .to_string(),
                     ),
@@ -455,9 +474,9 @@ mod tests {
                 id: None,
             }],
             quarantine_bucket: "quarantine".into(),
-            retain_until: "2027-11-21T00:00:00Z".into(),
+            retain_until: "2027-11-21T00:00:00Z".parse().unwrap(),
             mode,
-            now: "2026-11-21T00:00:00Z".into(),
+            now: "2026-11-21T00:00:00Z".parse().unwrap(),
         }
     }
 
@@ -612,6 +631,7 @@ mod tests {
         assert_eq!(m["hashgate-origin-key"], "a/b.jpg");
         assert_eq!(m["hashgate-origin-version-id"], "v1");
         assert_eq!(m["hashgate-case-id"], plan.case_id());
+        assert_eq!(m[metadata::ORIGIN_KEY], "a/b.jpg");
         assert_eq!(
             m["hashgate-md5"],
             plan.digests.get(Algorithm::Md5).unwrap().to_hex()

@@ -20,6 +20,22 @@ pub enum Screen<'a> {
     StoreOnly,
 }
 
+impl<'a> Screen<'a> {
+    /// The one rule for using a filter: only a filter built from the store's current version
+    /// screens; a missing or stale one sends every digest to the store (a stale filter could
+    /// rule out a digest added since, and hide a match).
+    pub fn for_store(filter: Option<&'a FilterSnapshot>, store_version: u64) -> Screen<'a> {
+        match filter {
+            Some(f) if f.info().covers(store_version) => Screen::Filter(f),
+            _ => Screen::StoreOnly,
+        }
+    }
+
+    pub fn uses_filter(&self) -> bool {
+        matches!(self, Screen::Filter(_))
+    }
+}
+
 /// One list entry that a scanned object's digest is on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
@@ -139,9 +155,9 @@ mod tests {
         let bad = digest_bytes(b"known bad", AlgorithmSet::ALL);
         let clean = digest_bytes(b"holiday photo", AlgorithmSet::ALL);
         let md5 = bad.get(Algorithm::Md5).unwrap();
-        let mut b = FilterSnapshot::builder(1, 1e-6).unwrap();
+        let mut b = FilterSnapshot::builder(1, 1e-6, crate::filter::tests::test_seed()).unwrap();
         b.insert(&md5);
-        let filter = b.finish(1).unwrap();
+        let filter = b.finish(1, crate::time::Timestamp::UNIX_EPOCH).unwrap();
         let screen = Screen::Filter(&filter);
 
         assert!(candidates(screen, &clean).is_empty());
@@ -166,11 +182,11 @@ mod tests {
     #[test]
     fn filter_hit_without_store_confirmation_is_clean() {
         let digests = digest_bytes(b"x", AlgorithmSet::ALL);
-        let mut b = FilterSnapshot::builder(3, 1e-6).unwrap();
+        let mut b = FilterSnapshot::builder(3, 1e-6, crate::filter::tests::test_seed()).unwrap();
         for d in digests.iter() {
             b.insert(&d);
         }
-        let filter = b.finish(1).unwrap();
+        let filter = b.finish(1, crate::time::Timestamp::UNIX_EPOCH).unwrap();
         let screen = Screen::Filter(&filter);
         let c = candidates(screen, &digests);
         assert_eq!(c.len(), 3);
@@ -202,5 +218,20 @@ mod tests {
     fn store_only_asks_about_everything() {
         let digests = digest_bytes(b"a", AlgorithmSet::ALL);
         assert_eq!(candidates(Screen::StoreOnly, &digests).len(), 3);
+    }
+
+    #[test]
+    fn only_a_filter_of_the_stores_current_version_screens() {
+        let filter = FilterSnapshot::builder(1, 1e-6, crate::filter::tests::test_seed())
+            .unwrap()
+            .finish(4, crate::time::Timestamp::UNIX_EPOCH)
+            .unwrap();
+        assert!(Screen::for_store(Some(&filter), 4).uses_filter());
+        assert!(!Screen::for_store(Some(&filter), 5).uses_filter(), "stale");
+        assert!(
+            !Screen::for_store(Some(&filter), 3).uses_filter(),
+            "from the future"
+        );
+        assert!(!Screen::for_store(None, 4).uses_filter());
     }
 }

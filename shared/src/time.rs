@@ -1,37 +1,24 @@
-//! RFC 3339 timestamps (UTC, second precision) without a calendar dependency.
+//! Instants as the core passes them around: [`jiff::Timestamp`] (UTC, nanosecond precision),
+//! written as RFC 3339 (`2026-11-21T10:04:05Z`). The core never reads the clock: callers pass
+//! `Timestamp::now()` in, so tests control time.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use jiff::Timestamp;
 
-/// `2026-11-21T10:00:00Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+/// `t` plus `days` days of 86,400 seconds (retention periods are counted so).
+pub fn add_days(t: Timestamp, days: u32) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::from_secs(i64::from(days) * 86_400))
+        .unwrap_or(Timestamp::MAX)
 }
 
-/// `t` plus `days` days.
-pub fn add_days(t: SystemTime, days: u32) -> SystemTime {
-    t + Duration::from_secs(u64::from(days) * 86_400)
+/// RFC 3339 at second precision, in UTC: `2026-11-21T10:04:05Z`.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Parse an RFC 3339 instant (any offset, any precision), naming the value when it is not one.
+pub fn parse(text: &str) -> Result<Timestamp, String> {
+    text.parse()
+        .map_err(|e| format!("not an RFC 3339 timestamp: {text:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -40,12 +27,34 @@ mod tests {
 
     #[test]
     fn known_instants() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_255_445);
+        assert_eq!(rfc3339(Timestamp::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = Timestamp::from_second(1_795_255_445).unwrap();
         assert_eq!(rfc3339(t), "2026-11-21T10:04:05Z");
         assert_eq!(rfc3339(add_days(t, 365)), "2027-11-21T10:04:05Z");
         // Leap day.
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        let leap = Timestamp::from_second(951_782_400).unwrap();
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+        // Sub-second precision is dropped in the text form.
+        let precise = Timestamp::new(1_795_255_445, 999_000_000).unwrap();
+        assert_eq!(rfc3339(precise), "2026-11-21T10:04:05Z");
+    }
+
+    #[test]
+    fn parsing_accepts_offsets_and_fractions_and_names_bad_input() {
+        let t = Timestamp::from_second(1_795_255_445).unwrap();
+        assert_eq!(parse("2026-11-21T10:04:05Z").unwrap(), t);
+        assert_eq!(parse("2026-11-21T11:04:05+01:00").unwrap(), t);
+        assert_eq!(
+            parse("2026-11-21T10:04:05.250Z").unwrap(),
+            Timestamp::new(1_795_255_445, 250_000_000).unwrap()
+        );
+        let err = parse("21/11/2026").unwrap_err();
+        assert!(err.contains("\"21/11/2026\""), "{err}");
+    }
+
+    #[test]
+    fn retention_far_in_the_future_saturates() {
+        let t = Timestamp::MAX;
+        assert_eq!(add_days(t, 1), Timestamp::MAX);
     }
 }

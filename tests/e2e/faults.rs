@@ -3,9 +3,10 @@
 //! which converges on one case, one verified copy under retention and no original left;
 //! and nothing is ever deleted before the copy is verified and the case is recorded.
 
+use hashgate_core::store::Op;
+use hashgate_core::time::Timestamp;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use aws_sdk_s3::primitives::ByteStream;
 use hashgate_aws::dynamo::{DynamoCases, DynamoHashes};
@@ -117,7 +118,9 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
             },
         })
         .collect();
-    hashes.apply(&entries, false).await.unwrap();
+    let mut import = hashes.begin().await.unwrap();
+    hashes.stage(&mut import, &entries, Op::Add).await.unwrap();
+    hashes.commit(import).await.unwrap();
 
     let faults = Arc::new(Faults::default());
     let cases = DynamoCases::new(
@@ -189,7 +192,7 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
         faults.steps.store(0, Ordering::SeqCst);
         faults.log.lock().unwrap().clear();
         faults.crash_after.store(crash_after, Ordering::SeqCst);
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let err = faulty
             .scan(&event, Screen::StoreOnly, AlgorithmSet::ALL, now)
             .await
@@ -227,7 +230,7 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
                 &event,
                 Screen::StoreOnly,
                 AlgorithmSet::ALL,
-                SystemTime::now(),
+                Timestamp::now(),
             )
             .await
             .unwrap();
@@ -247,7 +250,7 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
                 &event,
                 Screen::StoreOnly,
                 AlgorithmSet::ALL,
-                SystemTime::now(),
+                Timestamp::now(),
             )
             .await
             .unwrap();

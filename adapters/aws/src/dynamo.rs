@@ -2,9 +2,16 @@
 //! ([`CaseStore`]).
 //!
 //! Hash table item: `digest` (S, `md5:<hex>`), `entries` (L of M: `list`, optional `id`,
-//! `category`). One item, `digest = "meta:version"`, counts imports (`version`, N) and
-//! records the algorithms with entries (`algorithms`, SS), so filters can say which store
-//! version they cover.
+//! `category`, and the generations that added (`added`, N) and withdrew (`removed`, N) it).
+//! One item, `digest = "meta:version"`, counts imports (`version`, N), records the
+//! algorithms with entries (`algorithms`, SS), so filters can say which store version they
+//! cover, and the generation state (`generation`, `pending`, `abandoned`).
+//!
+//! Imports are atomic per file ([`hashgate_core::generations`]): [`DynamoHashes::begin`]
+//! makes a new generation pending, [`DynamoHashes::stage`] writes the file's entries under
+//! it, and [`DynamoHashes::commit`] flips it to committed with one conditional write. Every
+//! lookup reads the meta item in the same request as the digests, so it sees a file whole
+//! or not at all.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,9 +24,13 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use hashgate_core::case::{AuditEntry, CaseRecord};
 use hashgate_core::digest::{Algorithm, AlgorithmSet, Digest};
-use hashgate_core::lists::{ListEntry, Provenance};
+use hashgate_core::generations::{stage_entry, visible, Generations, VersionedEntry};
+use hashgate_core::lists::ListEntry;
 use hashgate_core::pipeline::{CaseStore, StorageError};
-use hashgate_core::store::{HashStore, ImportStats, StoreError, StoredDigest};
+use hashgate_core::store::{
+    HashStore, ImportStats, Op, StoreError, StoreState, StoredDigest, StoredEntry,
+};
+use hashgate_core::time::rfc3339;
 
 /// BatchGetItem takes at most 100 keys, BatchWriteItem 25 requests.
 const BATCH_GET: usize = 100;
@@ -74,32 +85,85 @@ pub struct DynamoHashes {
     table: String,
 }
 
-fn provenance_value(p: &Provenance) -> AttributeValue {
-    let mut m = HashMap::from([("list".to_string(), AttributeValue::S(p.list.clone()))]);
-    if let Some(id) = &p.id {
+fn entry_value(e: &VersionedEntry) -> AttributeValue {
+    let mut m = HashMap::from([
+        ("list".to_string(), AttributeValue::S(e.entry.list.clone())),
+        ("added".to_string(), AttributeValue::N(e.added.to_string())),
+    ]);
+    if let Some(id) = &e.entry.id {
         m.insert("id".into(), AttributeValue::S(id.clone()));
     }
-    if let Some(c) = &p.category {
+    if let Some(c) = &e.entry.category {
         m.insert("category".into(), AttributeValue::S(c.clone()));
+    }
+    if let Some(r) = e.removed {
+        m.insert("removed".into(), AttributeValue::N(r.to_string()));
     }
     AttributeValue::M(m)
 }
 
-fn provenance_from(v: &AttributeValue) -> Option<Provenance> {
+fn number(v: Option<&AttributeValue>) -> Option<u64> {
+    v.and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+fn entry_from(v: &AttributeValue) -> Option<VersionedEntry> {
     let m = v.as_m().ok()?;
     let s = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
-    Some(Provenance {
-        list: s("list")?,
-        id: s("id"),
-        category: s("category"),
+    Some(VersionedEntry {
+        entry: StoredEntry {
+            list: s("list")?,
+            id: s("id"),
+            category: s("category"),
+        },
+        // Entries written before generations existed belong to generation 0: committed.
+        added: number(m.get("added")).unwrap_or(0),
+        removed: number(m.get("removed")),
     })
 }
 
-fn entries_of(item: &HashMap<String, AttributeValue>) -> Vec<Provenance> {
+fn entries_of(item: &HashMap<String, AttributeValue>) -> Vec<VersionedEntry> {
     item.get("entries")
         .and_then(|v| v.as_l().ok())
-        .map(|l| l.iter().filter_map(provenance_from).collect())
+        .map(|l| l.iter().filter_map(entry_from).collect())
         .unwrap_or_default()
+}
+
+/// The store's version, algorithms and generations, from the meta item (absent: empty).
+fn meta_of(item: Option<&HashMap<String, AttributeValue>>) -> (StoreState, Generations) {
+    let Some(meta) = item else {
+        return Default::default();
+    };
+    let state = StoreState {
+        version: number(meta.get("version")).unwrap_or(0),
+        algorithms: meta
+            .get("algorithms")
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| {
+                ss.iter()
+                    .filter_map(|a| a.parse::<Algorithm>().ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let generations = Generations {
+        committed: number(meta.get("generation")).unwrap_or(0),
+        pending: number(meta.get("pending")),
+        abandoned: meta
+            .get("abandoned")
+            .and_then(|v| v.as_ns().ok())
+            .map(|ns| ns.iter().filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default(),
+    };
+    (state, generations)
+}
+
+/// An import in progress: the generation its entries are written under, and the store's
+/// generations when it began (what "visible" means while it stages).
+#[derive(Clone, Debug)]
+pub struct PendingImport {
+    pub generation: u64,
+    base: Generations,
+    algorithms: AlgorithmSet,
 }
 
 impl DynamoHashes {
@@ -193,46 +257,71 @@ impl DynamoHashes {
         Ok(())
     }
 
-    /// The store version and the algorithms with entries.
-    pub async fn version(&self) -> Result<(u64, AlgorithmSet), StoreError> {
+    /// The store version, its algorithms and its generations (one consistent read).
+    pub async fn meta(&self) -> Result<(StoreState, Generations), StoreError> {
         let items = self.batch_get(vec![META_KEY.to_string()]).await?;
-        let Some(meta) = items.first() else {
-            return Ok((0, AlgorithmSet::EMPTY));
-        };
-        let version = meta
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let algorithms = meta
-            .get("algorithms")
-            .and_then(|v| v.as_ss().ok())
-            .map(|ss| {
-                ss.iter()
-                    .filter_map(|a| a.parse::<Algorithm>().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok((version, algorithms))
+        Ok(meta_of(items.first()))
     }
 
-    /// Apply list entries (add, or withdraw with `remove`). The caller validates the whole
-    /// list first, so a malformed file applies nothing; the writes themselves are retried.
-    pub async fn apply(
+    /// Start an import: a new generation becomes pending (a pending one that an import left
+    /// behind, dead or still running, is abandoned: its entries never become visible).
+    pub async fn begin(&self) -> Result<PendingImport, StoreError> {
+        let (state, base) = self.meta().await?;
+        let mut next = base.clone();
+        let generation = next.begin();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("digest", AttributeValue::S(META_KEY.into()))
+            .expression_attribute_values(":g", AttributeValue::N(generation.to_string()));
+        update = match base.pending {
+            None => update
+                .update_expression("SET pending = :g")
+                .condition_expression("attribute_not_exists(pending)"),
+            Some(old) => update
+                .update_expression("SET pending = :g ADD abandoned :old")
+                .condition_expression("pending = :oldn")
+                .expression_attribute_values(":old", AttributeValue::Ns(vec![old.to_string()]))
+                .expression_attribute_values(":oldn", AttributeValue::N(old.to_string())),
+        };
+        update.send().await.map_err(|e| {
+            backend(
+                &self.location(),
+                format!(
+                    "cannot start an import (another one started at the same moment?): {}",
+                    sdk_message(&e)
+                ),
+            )
+        })?;
+        if let Some(old) = base.pending {
+            tracing::warn!(
+                abandoned = old,
+                "an earlier import never committed; its entries stay invisible"
+            );
+        }
+        Ok(PendingImport {
+            generation,
+            base,
+            algorithms: state.algorithms,
+        })
+    }
+
+    /// Stage list entries (add, or withdraw with [`Op::Remove`]) under `import`'s
+    /// generation: written now, visible only after [`DynamoHashes::commit`]. The caller
+    /// validates the whole list first; each entry is checked again by the core's rule.
+    pub async fn stage(
         &self,
+        import: &mut PendingImport,
         entries: &[ListEntry],
-        remove: bool,
+        op: Op,
     ) -> Result<ImportStats, StoreError> {
-        let mut by_digest: HashMap<String, (Digest, Vec<&Provenance>)> = HashMap::new();
+        let mut by_digest: HashMap<String, Vec<&ListEntry>> = HashMap::new();
         for e in entries {
-            by_digest
-                .entry(digest_key(&e.digest))
-                .or_insert_with(|| (e.digest, Vec::new()))
-                .1
-                .push(&e.provenance);
+            by_digest.entry(digest_key(&e.digest)).or_default().push(e);
         }
         let keys: Vec<String> = by_digest.keys().cloned().collect();
-        let existing: HashMap<String, Vec<Provenance>> = self
+        let existing: HashMap<String, Vec<VersionedEntry>> = self
             .batch_get(keys)
             .await?
             .iter()
@@ -240,35 +329,20 @@ impl DynamoHashes {
             .collect();
         let mut stats = ImportStats::default();
         let mut writes = Vec::new();
-        for (key, (_, incoming)) in by_digest {
+        for (key, incoming) in by_digest {
             let mut current = existing.get(&key).cloned().unwrap_or_default();
             let before = current.clone();
-            for p in incoming {
-                let same =
-                    |c: &Provenance| c.list == p.list && (p.id.is_none() && remove || c.id == p.id);
-                if remove {
-                    let n = current.len();
-                    current.retain(|c| !same(c));
-                    let gone = (n - current.len()) as u64;
-                    if gone == 0 {
-                        stats.not_present += 1;
-                    }
-                    stats.removed += gone;
-                } else {
-                    match current
-                        .iter_mut()
-                        .find(|c| c.list == p.list && c.id == p.id)
-                    {
-                        Some(c) if c.category == p.category => stats.already_present += 1,
-                        Some(c) => {
-                            c.category = p.category.clone();
-                            stats.updated += 1;
-                        }
-                        None => {
-                            current.push(p.clone());
-                            stats.added += 1;
-                        }
-                    }
+            for e in incoming {
+                let change = stage_entry(
+                    &mut current,
+                    &e.provenance,
+                    op,
+                    &import.base,
+                    import.generation,
+                )?;
+                stats.count(change);
+                if op == Op::Add {
+                    import.algorithms.insert(e.digest.algorithm());
                 }
             }
             if current == before {
@@ -290,7 +364,7 @@ impl DynamoHashes {
                             .item("digest", AttributeValue::S(key))
                             .item(
                                 "entries",
-                                AttributeValue::L(current.iter().map(provenance_value).collect()),
+                                AttributeValue::L(current.iter().map(entry_value).collect()),
                             )
                             .build()
                             .map_err(|e| backend(&self.location(), e))?,
@@ -300,35 +374,56 @@ impl DynamoHashes {
             writes.push(request);
         }
         self.batch_write(writes).await?;
-        if stats.changed() {
-            let mut algorithms: AlgorithmSet = self.version().await?.1;
-            if !remove {
-                for e in entries {
-                    algorithms.insert(e.digest.algorithm());
-                }
-            }
-            // Algorithms stay listed after their last entry is withdrawn: a scanner then
-            // computes one digest too many, never one too few.
-            let names: Vec<String> = algorithms.iter().map(|a| a.name().to_string()).collect();
-            let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("digest", AttributeValue::S(META_KEY.into()))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()));
-            let update = if names.is_empty() {
-                update.update_expression("ADD version :one")
-            } else {
-                update
-                    .update_expression("ADD version :one SET algorithms = :algs")
-                    .expression_attribute_values(":algs", AttributeValue::Ss(names))
-            };
-            update
-                .send()
-                .await
-                .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
-        }
         Ok(stats)
+    }
+
+    /// Make everything staged under `import` visible at once: one conditional write that
+    /// commits its generation and bumps the store version. Refused, with nothing visible,
+    /// when another import has taken over since.
+    pub async fn commit(&self, import: PendingImport) -> Result<u64, StoreError> {
+        // Algorithms stay listed after their last entry is withdrawn: a scanner then
+        // computes one digest too many, never one too few.
+        let names: Vec<String> = import
+            .algorithms
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect();
+        let g = AttributeValue::N(import.generation.to_string());
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("digest", AttributeValue::S(META_KEY.into()))
+            .condition_expression("pending = :g")
+            .expression_attribute_values(":g", g)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        let update = if names.is_empty() {
+            update.update_expression("SET generation = :g REMOVE pending ADD version :one")
+        } else {
+            update
+                .update_expression(
+                    "SET generation = :g, algorithms = :algs REMOVE pending ADD version :one",
+                )
+                .expression_attribute_values(":algs", AttributeValue::Ss(names))
+        };
+        let out = update.send().await.map_err(|e| {
+            let taken_over = e
+                .as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception());
+            if taken_over {
+                backend(
+                    &self.location(),
+                    format!(
+                        "generation {} is no longer pending: another import took over; nothing of this import became visible (run it again)",
+                        import.generation
+                    ),
+                )
+            } else {
+                backend(&self.location(), sdk_message(&e))
+            }
+        })?;
+        Ok(number(out.attributes().and_then(|a| a.get("version"))).unwrap_or(0))
     }
 
     /// Every digest in the table (a paginated scan), for building a filter.
@@ -366,19 +461,41 @@ impl DynamoHashes {
 
 impl HashStore for DynamoHashes {
     async fn lookup(&self, digests: &[Digest]) -> Result<Vec<StoredDigest>, StoreError> {
-        let keys: Vec<String> = digests.iter().map(digest_key).collect();
-        let items = self.batch_get(keys).await?;
+        // The meta item comes in the same request as the digests, so what is visible is
+        // decided by the generations as they were at this read: a file whole, or not at all.
+        let mut keys: Vec<String> = digests.iter().map(digest_key).collect();
+        keys.insert(0, META_KEY.to_string());
+        let items = if keys.len() <= BATCH_GET {
+            self.batch_get(keys).await?
+        } else {
+            // More than one request: read the generations first, then the digests, so an
+            // import committing in between shows new entries, never half of one file.
+            let mut items = self.batch_get(vec![META_KEY.to_string()]).await?;
+            items.extend(self.batch_get(keys.split_off(1)).await?);
+            items
+        };
+        let meta = items.iter().find(|i| {
+            i.get("digest")
+                .and_then(|d| d.as_s().ok())
+                .map(String::as_str)
+                == Some(META_KEY)
+        });
+        let (_, generations) = meta_of(meta);
         Ok(items
             .iter()
             .filter_map(|item| {
                 let digest = parse_digest_key(item.get("digest")?.as_s().ok()?)?;
                 Some(StoredDigest {
                     digest,
-                    provenance: entries_of(item),
+                    provenance: visible(&entries_of(item), &generations),
                 })
             })
             .filter(|s| !s.provenance.is_empty())
             .collect())
+    }
+
+    async fn state(&self) -> Result<StoreState, StoreError> {
+        Ok(self.meta().await?.0)
     }
 }
 
@@ -450,10 +567,10 @@ impl CaseStore for DynamoCases {
         let case = Put::builder()
             .table_name(&self.case_table)
             .item("case_id", AttributeValue::S(record.case_id.clone()))
-            .item("status", AttributeValue::S(format!("{:?}", record.status)))
+            .item("status", AttributeValue::S(record.status.as_str().into()))
             .item("bucket", AttributeValue::S(record.object.bucket.clone()))
             .item("key", AttributeValue::S(record.object.key.clone()))
-            .item("created_at", AttributeValue::S(record.created_at.clone()))
+            .item("created_at", AttributeValue::S(rfc3339(record.created_at)))
             .item("record", AttributeValue::S(json))
             .condition_expression("attribute_not_exists(case_id)")
             .build()
@@ -463,10 +580,10 @@ impl CaseStore for DynamoCases {
             .item("case_id", AttributeValue::S(audit.case_id.clone()))
             .item(
                 "seq",
-                AttributeValue::S(format!("{}#{}", audit.at, audit.action)),
+                AttributeValue::S(format!("{}#{}", rfc3339(audit.at), audit.action)),
             )
             .item("actor", AttributeValue::S(audit.actor.clone()))
-            .item("action", AttributeValue::S(audit.action.clone()))
+            .item("action", AttributeValue::S(audit.action.as_str().into()))
             .item("detail", AttributeValue::S(audit.detail.clone()))
             .condition_expression("attribute_not_exists(seq)")
             .build()
@@ -531,12 +648,23 @@ mod tests {
     }
 
     #[test]
-    fn provenance_round_trips() {
-        let p = Provenance {
-            list: "ncmec".into(),
-            id: Some("1".into()),
-            category: None,
+    fn entries_round_trip_and_old_ones_are_generation_zero() {
+        let e = VersionedEntry {
+            entry: StoredEntry {
+                list: "ncmec".into(),
+                id: Some("1".into()),
+                category: None,
+            },
+            added: 3,
+            removed: Some(4),
         };
-        assert_eq!(provenance_from(&provenance_value(&p)), Some(p));
+        assert_eq!(entry_from(&entry_value(&e)), Some(e));
+        let old = AttributeValue::M(HashMap::from([(
+            "list".to_string(),
+            AttributeValue::S("iwf".into()),
+        )]));
+        let read = entry_from(&old).unwrap();
+        assert_eq!((read.added, read.removed), (0, None));
+        assert!(read.is_visible(&Generations::default()));
     }
 }

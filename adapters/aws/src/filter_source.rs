@@ -5,11 +5,10 @@
 //! in use (invariant 4).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use hashgate_core::filter::{FilterError, FilterSnapshot};
+use hashgate_core::filter::{FilterFeed, FilterSnapshot, Refresh};
 
 /// Where the current snapshot lives.
 #[derive(Clone, Debug)]
@@ -42,59 +41,24 @@ pub async fn publish(
         .map_err(|e| format!("{}: cannot publish the filter snapshot: {e:?}", at.url()))
 }
 
-/// What a refresh found.
-#[derive(Debug)]
-pub enum Refresh {
-    /// Nothing newer (or not time to look yet).
-    Unchanged,
-    /// A newer snapshot was loaded and is now in use.
-    Loaded,
-    /// No snapshot is published.
-    Missing,
-    /// A newer snapshot was refused; the previous one stays in use.
-    Refused(FilterError),
-    /// S3 could not be asked; the previous one stays in use.
-    Unavailable(String),
-}
-
-/// The scanner's view of the current filter.
+/// The scanner's feed of filter snapshots from S3: each refresh asks S3 with the last
+/// ETag, so an unchanged snapshot costs one conditional GET and no download.
 pub struct FilterSource {
     client: Client,
     at: FilterLocation,
-    interval: Duration,
-    current: Option<Arc<FilterSnapshot>>,
     etag: Option<String>,
-    checked: Option<Instant>,
 }
 
 impl FilterSource {
-    pub fn new(client: Client, at: FilterLocation, interval: Duration) -> FilterSource {
+    pub fn new(client: Client, at: FilterLocation) -> FilterSource {
         FilterSource {
             client,
             at,
-            interval,
-            current: None,
             etag: None,
-            checked: None,
         }
     }
-
-    /// The snapshot in use, if any.
-    pub fn current(&self) -> Option<Arc<FilterSnapshot>> {
-        self.current.clone()
-    }
-
-    /// Look for a newer snapshot if the interval has passed since the last look.
-    pub async fn refresh_if_due(&mut self) -> Refresh {
-        if self.checked.is_some_and(|t| t.elapsed() < self.interval) {
-            return Refresh::Unchanged;
-        }
-        self.refresh().await
-    }
-
     /// Look for a newer snapshot now. Only a changed object is downloaded.
-    pub async fn refresh(&mut self) -> Refresh {
-        self.checked = Some(Instant::now());
+    pub async fn fetch(&mut self) -> Refresh {
         let mut request = self
             .client
             .get_object()
@@ -121,9 +85,8 @@ impl FilterSource {
         };
         match FilterSnapshot::from_bytes(&bytes, &self.at.url()) {
             Ok(filter) => {
-                self.current = Some(Arc::new(filter));
                 self.etag = etag;
-                Refresh::Loaded
+                Refresh::Loaded(Arc::new(filter))
             }
             Err(e) => {
                 // Remember the refused object so it is not downloaded again every interval.
@@ -131,5 +94,11 @@ impl FilterSource {
                 Refresh::Refused(e)
             }
         }
+    }
+}
+
+impl FilterFeed for FilterSource {
+    async fn refresh(&mut self) -> Refresh {
+        self.fetch().await
     }
 }

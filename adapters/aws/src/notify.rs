@@ -2,20 +2,22 @@
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use hashgate_core::case::CaseRecord;
+use hashgate_core::case::CaseStatus;
 use hashgate_core::pipeline::{Notifier, StorageError};
+use hashgate_core::time::Timestamp;
 use serde::Serialize;
 
 /// What the review queue and the event bus carry: enough to find the case, never content.
 #[derive(Serialize)]
 struct CaseNotice<'a> {
     case_id: &'a str,
-    status: String,
+    status: CaseStatus,
     bucket: &'a str,
     key: &'a str,
     version_id: Option<&'a str>,
     quarantine: Option<String>,
     lists: Vec<&'a str>,
-    created_at: &'a str,
+    created_at: Timestamp,
 }
 
 fn notice(record: &CaseRecord) -> CaseNotice<'_> {
@@ -23,7 +25,7 @@ fn notice(record: &CaseRecord) -> CaseNotice<'_> {
     lists.dedup();
     CaseNotice {
         case_id: &record.case_id,
-        status: format!("{:?}", record.status),
+        status: record.status,
         bucket: &record.object.bucket,
         key: &record.object.key,
         version_id: record.object.version_id.as_deref(),
@@ -32,7 +34,7 @@ fn notice(record: &CaseRecord) -> CaseNotice<'_> {
             .as_ref()
             .map(|q| format!("s3://{}/{}", q.bucket, q.key)),
         lists,
-        created_at: &record.created_at,
+        created_at: record.created_at,
     }
 }
 

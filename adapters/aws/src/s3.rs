@@ -5,6 +5,8 @@
 //! the bucket is versioned, with an ETag precondition otherwise, so an overwrite in between
 //! is never mistaken for the object that was scanned.
 
+use hashgate_core::quarantine::metadata as quarantine_metadata;
+use hashgate_core::time::Timestamp;
 use std::collections::HashMap;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -181,18 +183,18 @@ impl S3Objects {
         &self,
         from: &ObjectRef,
         to: &QuarantineLocation,
-        retain_until: &str,
+        retain_until: &Timestamp,
         metadata: &[(String, String)],
     ) -> Result<Outcome, StorageError> {
         let case_id = metadata
             .iter()
-            .find(|(k, _)| k == "hashgate-case-id")
+            .find(|(k, _)| k == quarantine_metadata::CASE_ID)
             .map(|(_, v)| v.as_str());
         // A retry after a crash: the copy of this case is already there (verified next).
         if let Some(existing) = self.head_location(&to.bucket, &to.key).await? {
             let existing_case = existing
                 .metadata()
-                .and_then(|m| m.get("hashgate-case-id"))
+                .and_then(|m| m.get(quarantine_metadata::CASE_ID))
                 .map(String::as_str);
             if existing_case.is_some() && existing_case == case_id {
                 return Ok(Outcome::Copied);
@@ -204,13 +206,7 @@ impl S3Objects {
         if from.version_id.is_none() && source.etag != from.etag {
             return Ok(Outcome::SourceChanged);
         }
-        let retain =
-            DateTime::from_str(retain_until, aws_smithy_types::date_time::Format::DateTime)
-                .map_err(|e| StorageError {
-                    operation: "CopyObject",
-                    target: retain_until.to_string(),
-                    message: format!("bad retention date: {e}"),
-                })?;
+        let retain = DateTime::from_secs(retain_until.as_second());
         let metadata: HashMap<String, String> = metadata.iter().cloned().collect();
         if source.size > MAX_SINGLE_COPY {
             return self

@@ -1,4 +1,7 @@
-//! `hashgate lists import`.
+//! `hashgate lists import`: one driver over any store. The per-file loop (list names,
+//! progress, counts, `--json`, errors, exit status) is here; a [`Target`] applies one file
+//! atomically and brings the filter up to date afterwards — a local hash database
+//! ([`LocalTarget`]) or a stack's DynamoDB store and published filter (`remote::StackTarget`).
 
 use std::fs::File;
 use std::io::{IsTerminal, Read};
@@ -6,9 +9,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use hashgate_core::lists::{ListFormat, ParseOptions};
-use hashgate_core::local::{import_list, LocalDb};
-use hashgate_core::store::ImportStats;
+use hashgate_core::filter::FilterInfo;
+use hashgate_core::lists::{ListFormat, ParseOptions, ParseSummary};
+use hashgate_core::store::{ImportStats, Op};
+use hashgate_local::{import_list, LocalDb};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -17,6 +21,41 @@ use crate::output::{describe_filter, thousands};
 
 /// Files at least this large get a progress bar (when standard error is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Where lists are imported to.
+pub trait Target {
+    /// Whether this target can read a list from standard input (it reads each file once).
+    fn reads_stdin(&self) -> bool;
+
+    /// Apply one file whole, or nothing of it.
+    fn apply_file(
+        &mut self,
+        path: &Path,
+        format: ListFormat,
+        options: &ParseOptions,
+        op: Op,
+    ) -> anyhow::Result<(ParseSummary, ImportStats)>;
+
+    /// After every file: bring the filter up to date (rebuild, publish) as needed. Returns
+    /// the filter in effect and the store version, for the summary, and where it is.
+    fn finish(
+        &mut self,
+        totals: &ImportStats,
+        rejected: u64,
+        fp_rate: f64,
+    ) -> anyhow::Result<Option<FilterOutcome>>;
+}
+
+/// The filter after an import.
+#[derive(Serialize)]
+pub struct FilterOutcome {
+    #[serde(flatten)]
+    pub info: FilterInfo,
+    /// Where it is: a file, or an S3 URL.
+    pub location: String,
+    #[serde(skip)]
+    pub store_version: u64,
+}
 
 #[derive(Serialize)]
 struct FileResult {
@@ -37,18 +76,20 @@ struct Summary {
     #[serde(flatten)]
     totals: ImportStats,
     rejected: u64,
-    store_version: u64,
-    filter: Option<hashgate_core::filter::FilterInfo>,
+    store_version: Option<u64>,
+    filter: Option<FilterOutcome>,
 }
 
-pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    if args.files.iter().any(|f| f.as_os_str() == "-") && args.list.is_none() {
+/// Import `args.files` into `target`, file by file.
+pub fn run(args: ImportArgs, target: &mut dyn Target) -> anyhow::Result<ExitCode> {
+    let stdin = args.files.iter().any(|f| f.as_os_str() == "-");
+    if stdin && args.list.is_none() {
         bail!("reading a list from standard input (-) needs --list NAME");
     }
-    let Some(dir) = &args.db else {
-        return crate::remote::import(&args);
-    };
-    let db = LocalDb::create(dir)?;
+    if stdin && !target.reads_stdin() {
+        bail!("importing into a stack reads each file twice; standard input (-) cannot be used");
+    }
+    let op = if args.remove { Op::Remove } else { Op::Add };
     let mut results = Vec::new();
     let mut totals = ImportStats::default();
     let mut rejected = 0;
@@ -62,13 +103,6 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             source_name: path.display().to_string(),
             default_list: list.clone(),
         };
-        let outcome = open_with_progress(path).and_then(|(reader, bar)| {
-            let r = import_list(db.store(), reader, format, &options, args.remove);
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            Ok(r?)
-        });
         let mut result = FileResult {
             file: options.source_name.clone(),
             format: format.name(),
@@ -77,7 +111,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             stats: None,
             error: None,
         };
-        match outcome {
+        match target.apply_file(path, format, &options, op) {
             Ok((summary, stats)) => {
                 totals += stats;
                 result.entries = Some(summary.entries);
@@ -94,7 +128,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                         },
                         result.format,
                         result.list,
-                        describe(&stats, args.remove)
+                        describe(&stats, op)
                     );
                 }
             }
@@ -111,41 +145,29 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         results.push(result);
     }
 
-    // Rebuild the filter whenever the store changed, or when it is missing or stale, so the
-    // filter always covers the store after an import.
-    let store_version = db.store().version()?;
-    let current = match db.load_filter() {
-        Ok(Some(f)) => f.info().store_version == store_version,
-        Ok(None) => false,
-        Err(e) => {
-            eprintln!("hashgate: warning: {e}; rebuilding it");
-            false
-        }
-    };
-    let filter = if totals.changed() || !current {
-        Some(*db.rebuild_filter(args.fp_rate)?.info())
-    } else {
-        db.load_filter()?.map(|f| *f.info())
-    };
-
+    let filter = target.finish(&totals, rejected, args.fp_rate)?;
     if args.json {
         let summary = Summary {
             files: results,
             totals,
             rejected,
-            store_version,
+            store_version: filter.as_ref().map(|f| f.store_version),
             filter,
         };
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
             "total: {}, rejected {} file{}",
-            describe(&totals, args.remove),
+            describe(&totals, op),
             rejected,
             if rejected == 1 { "" } else { "s" }
         );
         if let Some(f) = &filter {
-            println!("filter: {}", describe_filter(f, store_version));
+            println!(
+                "filter: {}: {}",
+                f.location,
+                describe_filter(&f.info, f.store_version)
+            );
         }
     }
     Ok(if rejected > 0 {
@@ -155,20 +177,81 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn describe(s: &ImportStats, remove: bool) -> String {
-    if remove {
-        format!(
+/// A local hash database: each file in one redb transaction; the filter file is rebuilt
+/// whenever the store changed, or is missing or stale, so it always covers the store.
+pub struct LocalTarget {
+    db: LocalDb,
+}
+
+impl LocalTarget {
+    pub fn open(dir: &Path) -> anyhow::Result<LocalTarget> {
+        Ok(LocalTarget {
+            db: LocalDb::create(dir)?,
+        })
+    }
+}
+
+impl Target for LocalTarget {
+    fn reads_stdin(&self) -> bool {
+        true
+    }
+
+    fn apply_file(
+        &mut self,
+        path: &Path,
+        format: ListFormat,
+        options: &ParseOptions,
+        op: Op,
+    ) -> anyhow::Result<(ParseSummary, ImportStats)> {
+        let (reader, bar) = open_with_progress(path)?;
+        let result = import_list(self.db.store(), reader, format, options, op);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(result?)
+    }
+
+    fn finish(
+        &mut self,
+        totals: &ImportStats,
+        _rejected: u64,
+        fp_rate: f64,
+    ) -> anyhow::Result<Option<FilterOutcome>> {
+        let store_version = self.db.store().version()?;
+        let current = match self.db.load_filter() {
+            Ok(Some(f)) => f.info().covers(store_version),
+            Ok(None) => false,
+            Err(e) => {
+                eprintln!("hashgate: warning: {e}; rebuilding it");
+                false
+            }
+        };
+        let info = if totals.changed() || !current {
+            Some(*self.db.rebuild_filter(fp_rate)?.info())
+        } else {
+            self.db.load_filter()?.map(|f| *f.info())
+        };
+        Ok(info.map(|info| FilterOutcome {
+            info,
+            location: self.db.filter_path().display().to_string(),
+            store_version,
+        }))
+    }
+}
+
+pub fn describe(s: &ImportStats, op: Op) -> String {
+    match op {
+        Op::Remove => format!(
             "removed {}, not present {}",
             thousands(s.removed),
             thousands(s.not_present)
-        )
-    } else {
-        format!(
+        ),
+        Op::Add => format!(
             "added {}, updated {}, already present {}",
             thousands(s.added),
             thousands(s.updated),
             thousands(s.already_present)
-        )
+        ),
     }
 }
 
@@ -185,11 +268,11 @@ pub fn default_list_name(path: &Path) -> anyhow::Result<String> {
         })
 }
 
-pub type Opened = (Box<dyn Read>, Option<ProgressBar>);
+pub type Opened = (Box<dyn Read + Send>, Option<ProgressBar>);
 
 pub fn open_with_progress(path: &Path) -> anyhow::Result<Opened> {
     if path.as_os_str() == "-" {
-        return Ok((Box::new(std::io::stdin().lock()), None));
+        return Ok((Box::new(std::io::stdin()), None));
     }
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let meta = file

@@ -15,6 +15,15 @@ mod stats;
 
 use args::{BucketsCommand, Cli, Command, FilterCommand, ListsCommand};
 
+/// `lists import` into a local hash database (`--db`) or the stack the environment names.
+fn lists_import(args: args::ImportArgs) -> anyhow::Result<ExitCode> {
+    let mut target: Box<dyn import::Target> = match &args.db {
+        Some(dir) => Box::new(import::LocalTarget::open(dir)?),
+        None => Box::new(remote::StackTarget::from_env()?),
+    };
+    import::run(args, target.as_mut())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -25,7 +34,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Lists(ListsCommand::Import(a)) => import::run(a),
+        Command::Lists(ListsCommand::Import(a)) => lists_import(a),
         Command::Lists(ListsCommand::Stats(a)) => stats::run(a),
         Command::Filter(FilterCommand::Rebuild(a)) => stats::rebuild(a),
         Command::Filter(FilterCommand::Inspect(a)) => stats::inspect(a),

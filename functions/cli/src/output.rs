@@ -33,7 +33,7 @@ pub fn bytes(n: u64) -> String {
 
 /// One line about a filter snapshot, and whether it is current for `store_version`.
 pub fn describe_filter(f: &FilterInfo, store_version: u64) -> String {
-    let freshness = if f.store_version == store_version {
+    let freshness = if f.covers(store_version) {
         "current".to_string()
     } else {
         format!("STALE: the store is at version {store_version}")

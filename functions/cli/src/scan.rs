@@ -15,10 +15,10 @@ use std::sync::Mutex;
 
 use hashgate_core::digest::StreamDigester;
 use hashgate_core::filter::FilterSnapshot;
-use hashgate_core::local::LocalDb;
 use hashgate_core::scan::{decide, Match, Screen};
-use hashgate_core::store::EmbeddedStore;
 use hashgate_core::AlgorithmSet;
+use hashgate_local::EmbeddedStore;
+use hashgate_local::LocalDb;
 use serde::Serialize;
 
 use crate::args::ScanArgs;
@@ -27,11 +27,20 @@ use crate::output::{bytes, thousands};
 /// Paths walked ahead of the one being printed; bounds memory on huge trees.
 const WINDOW: usize = 1024;
 
+/// What became of one file; written as `clean`, `match` or `error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum FileVerdict {
+    Clean,
+    Match,
+    Error,
+}
+
 #[derive(Serialize)]
 struct FileReport {
     path: String,
     bytes: Option<u64>,
-    verdict: &'static str,
+    verdict: FileVerdict,
     digests: BTreeMap<&'static str, String>,
     matches: Vec<Match>,
     error: Option<String>,
@@ -44,7 +53,7 @@ impl FileReport {
         FileReport {
             path: path.display().to_string(),
             bytes: None,
-            verdict: "error",
+            verdict: FileVerdict::Error,
             digests: BTreeMap::new(),
             matches: Vec::new(),
             error: Some(message),
@@ -150,7 +159,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
 /// store about every digest: slower, never wrong.
 fn usable_filter(db: &LocalDb, store_version: u64) -> Option<FilterSnapshot> {
     match db.load_filter() {
-        Ok(Some(f)) if f.info().store_version == store_version => Some(f),
+        Ok(Some(f)) if f.info().covers(store_version) => Some(f),
         Ok(Some(f)) => {
             eprintln!(
                 "hashgate: warning: the filter snapshot was built from store version {} but the store is at {store_version}; checking every digest against the store (run: hashgate filter rebuild)",
@@ -268,9 +277,9 @@ fn scan_file(
         path: path.display().to_string(),
         bytes: Some(digested.bytes),
         verdict: if decision.verdict.is_match() {
-            "match"
+            FileVerdict::Match
         } else {
-            "clean"
+            FileVerdict::Clean
         },
         digests: digested
             .digests
@@ -307,8 +316,8 @@ fn print_report(out: &mut impl Write, r: &FileReport, json: bool) -> std::io::Re
         return writeln!(out);
     }
     match r.verdict {
-        "clean" => writeln!(out, "clean  {}", r.path),
-        "match" => {
+        FileVerdict::Clean => writeln!(out, "clean  {}", r.path),
+        FileVerdict::Match => {
             let what: Vec<String> = r
                 .matches
                 .iter()
@@ -325,7 +334,7 @@ fn print_report(out: &mut impl Write, r: &FileReport, json: bool) -> std::io::Re
                 .collect();
             writeln!(out, "MATCH  {}  ({})", r.path, what.join("; "))
         }
-        _ => writeln!(
+        FileVerdict::Error => writeln!(
             out,
             "ERROR  {}: {}",
             r.path,
@@ -350,9 +359,9 @@ impl Totals {
         self.bytes += r.bytes.unwrap_or(0);
         self.filter_false_positives += u64::from(r.filter_false_positives);
         match r.verdict {
-            "clean" => self.clean += 1,
-            "match" => self.matched += 1,
-            _ => self.failed += 1,
+            FileVerdict::Clean => self.clean += 1,
+            FileVerdict::Match => self.matched += 1,
+            FileVerdict::Error => self.failed += 1,
         }
     }
 }

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use hashgate_core::filter::{FilterInfo, FilterSnapshot};
-use hashgate_core::local::LocalDb;
+use hashgate_core::filter::FilterInfo;
 use hashgate_core::store::StoreStats;
+use hashgate_local::LocalDb;
 use serde::Serialize;
 
 use crate::args::{InspectArgs, RebuildArgs, StatsArgs};
@@ -30,7 +30,7 @@ pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let out = Stats {
             store: db.store().path().display().to_string(),
-            filter_current: filter.is_some_and(|f| f.store_version == stats.version),
+            filter_current: filter.is_some_and(|f| f.covers(stats.version)),
             stats,
             filter,
             filter_error,
@@ -97,7 +97,7 @@ pub fn rebuild(args: RebuildArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let filter = FilterSnapshot::load(&args.file)?;
+    let filter = hashgate_local::filter_file::load(&args.file)?;
     println!("{}", serde_json::to_string_pretty(filter.info())?);
     Ok(ExitCode::SUCCESS)
 }

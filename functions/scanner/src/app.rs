@@ -1,23 +1,32 @@
-//! The scanner wired: AWS adapters plugged into the core's pipeline, the current filter, and
-//! the handling of every invocation shape.
+//! The scanner's application: the core's pipeline over any ports, the current filter and
+//! its refresh policy, the handling of every invocation shape, and the metrics tally.
+//!
+//! [`App`] is generic over the ports, so its dispatch, refresh policy and metrics are
+//! unit-tested against the core's in-memory ports; [`connect`] wires the real adapters
+//! (S3, DynamoDB or a local hash database, SQS and EventBridge) from the configuration.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Duration;
 
 use hashgate_aws::dynamo::{DynamoCases, DynamoHashes};
-use hashgate_aws::filter_source::{FilterSource, Refresh};
+use hashgate_aws::filter_source::FilterSource;
 use hashgate_aws::notify::QueueAndBus;
 use hashgate_aws::s3::S3Objects;
 use hashgate_core::digest::{AlgorithmSet, Digest};
-use hashgate_core::event::{parse_invocation, BatchResponse, Invocation, Notice};
-use hashgate_core::filter::FilterSnapshot;
-use hashgate_core::pipeline::{PipelineError, ScanReport, Scanner, ScannerConfig};
+use hashgate_core::event::Notice;
+use hashgate_core::filter::{FilterFeed, FilterSnapshot, Refresh};
+use hashgate_core::pipeline::{
+    CaseStore, Notifier, ObjectStore, PipelineError, ScanReport, Scanner, ScannerConfig,
+};
 use hashgate_core::scan::Screen;
-use hashgate_core::store::{EmbeddedStore, HashStore, StoreError, StoredDigest};
+use hashgate_core::store::{HashStore, StoreError, StoreState, StoredDigest};
+use hashgate_core::time::Timestamp;
+use hashgate_local::{EmbeddedStore, FilterFile, FILTER_FILE};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::{Config, HashBackend};
+use crate::envelope::{parse_invocation, BatchResponse, Invocation};
 use crate::metrics::Tally;
 
 /// The exact store, wherever it is.
@@ -33,171 +42,196 @@ impl HashStore for Hashes {
             Hashes::Embedded(e) => e.lookup_now(digests),
         }
     }
-}
 
-impl Hashes {
-    /// The store's version and the algorithms its lists use.
-    async fn version(&self) -> Result<(u64, AlgorithmSet), StoreError> {
+    async fn state(&self) -> Result<StoreState, StoreError> {
         match self {
-            Hashes::Dynamo(d) => d.version().await,
-            Hashes::Embedded(e) => Ok((e.version()?, e.algorithms()?)),
+            Hashes::Dynamo(d) => d.state().await,
+            Hashes::Embedded(e) => e.state().await,
         }
     }
 }
 
+/// Where filter snapshots come from, with the store.
+pub enum Filters {
+    S3(FilterSource),
+    File(FilterFile),
+}
+
+impl FilterFeed for Filters {
+    async fn refresh(&mut self) -> Refresh {
+        match self {
+            Filters::S3(s) => s.refresh().await,
+            Filters::File(f) => f.refresh().await,
+        }
+    }
+}
+
+/// The scanner as deployed: the AWS adapters (or a local hash database).
+pub type DeployedApp = App<S3Objects, Hashes, DynamoCases, QueueAndBus, Filters>;
+
+/// What time it is: `Timestamp::now` in production, a hand-moved clock in tests.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 /// The filter in use and what the store looked like when it was last checked.
-struct FilterState {
-    source: Option<FilterSource>,
-    embedded_dir: Option<std::path::PathBuf>,
+struct FilterState<F> {
+    feed: F,
     filter: Option<Arc<FilterSnapshot>>,
     store_version: u64,
     needed: AlgorithmSet,
-    checked: Option<Instant>,
+    checked: Option<Timestamp>,
 }
 
-pub struct App {
-    scanner: Scanner<S3Objects, Hashes, DynamoCases, QueueAndBus>,
-    state: Mutex<FilterState>,
-    refresh: std::time::Duration,
+pub struct App<O, H, C, N, F> {
+    scanner: Scanner<O, H, C, N>,
+    state: Mutex<FilterState<F>>,
+    refresh: Duration,
     /// The function name metrics are reported under; None: no metrics (worker mode).
     metrics: Option<String>,
     tally: std::sync::Mutex<Tally>,
+    clock: Clock,
 }
 
-impl App {
-    pub async fn new(config: &Config, metrics: Option<String>) -> anyhow::Result<App> {
-        let sdk = hashgate_aws::sdk_config().await;
-        let s3 = hashgate_aws::s3_client(&sdk);
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let (hashes, source, embedded_dir) = match &config.hashes {
-            HashBackend::Dynamo { table, filter } => (
-                Hashes::Dynamo(DynamoHashes::new(dynamo.clone(), table)),
-                Some(FilterSource::new(
-                    s3.clone(),
-                    filter.clone(),
-                    config.filter_refresh,
-                )),
-                None,
-            ),
-            HashBackend::Embedded { dir } => (
-                Hashes::Embedded(EmbeddedStore::open(dir)?),
-                None,
-                Some(dir.clone()),
-            ),
-        };
-        let app = App {
-            scanner: Scanner {
-                objects: S3Objects::new(s3),
-                hashes,
-                cases: DynamoCases::new(dynamo, &config.case_table, &config.audit_table),
-                notifier: QueueAndBus {
-                    sqs: aws_sdk_sqs::Client::new(&sdk),
-                    review_queue_url: config.review_queue_url.clone(),
-                    events: aws_sdk_eventbridge::Client::new(&sdk),
-                    event_bus: config.event_bus.clone(),
-                },
-                config: ScannerConfig {
-                    quarantine_bucket: config.quarantine_bucket.clone(),
-                    retention_days: config.retention_days,
-                    mode: config.mode,
-                    max_object_bytes: config.max_object_bytes,
-                    tag_clean: config.tag_clean,
-                },
-            },
+/// Wire the adapters the configuration names, and load the filter.
+pub async fn connect(config: &Config, metrics: Option<String>) -> anyhow::Result<DeployedApp> {
+    let sdk = hashgate_aws::sdk_config().await;
+    let s3 = hashgate_aws::s3_client(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let (hashes, feed) = match &config.hashes {
+        HashBackend::Dynamo { table, filter } => (
+            Hashes::Dynamo(DynamoHashes::new(dynamo.clone(), table)),
+            Filters::S3(FilterSource::new(s3.clone(), filter.clone())),
+        ),
+        HashBackend::Embedded { dir } => (
+            Hashes::Embedded(EmbeddedStore::open(dir)?),
+            Filters::File(FilterFile::new(dir.join(FILTER_FILE))),
+        ),
+    };
+    let scanner = Scanner {
+        objects: S3Objects::new(s3),
+        hashes,
+        cases: DynamoCases::new(dynamo, &config.case_table, &config.audit_table),
+        notifier: QueueAndBus {
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            review_queue_url: config.review_queue_url.clone(),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            event_bus: config.event_bus.clone(),
+        },
+        config: ScannerConfig {
+            quarantine_bucket: config.quarantine_bucket.clone(),
+            retention_days: config.retention_days,
+            mode: config.mode,
+            max_object_bytes: config.max_object_bytes,
+            tag_clean: config.tag_clean,
+        },
+    };
+    let app = App::new(
+        scanner,
+        feed,
+        config.filter_refresh,
+        metrics,
+        Arc::new(Timestamp::now),
+    );
+    app.refresh_filter(true).await;
+    Ok(app)
+}
+
+impl<O, H, C, N, F> App<O, H, C, N, F>
+where
+    O: ObjectStore,
+    H: HashStore,
+    C: CaseStore,
+    N: Notifier,
+    F: FilterFeed,
+{
+    pub fn new(
+        scanner: Scanner<O, H, C, N>,
+        feed: F,
+        refresh: Duration,
+        metrics: Option<String>,
+        clock: Clock,
+    ) -> Self {
+        App {
+            scanner,
             state: Mutex::new(FilterState {
-                source,
-                embedded_dir,
+                feed,
                 filter: None,
                 store_version: 0,
                 needed: AlgorithmSet::ALL,
                 checked: None,
             }),
-            refresh: config.filter_refresh,
+            refresh,
             metrics,
             tally: std::sync::Mutex::default(),
-        };
-        app.refresh_filter(true).await;
-        Ok(app)
+            clock,
+        }
     }
 
     /// Reload the filter and the store's version when due (or now, with `force`). A filter
-    /// is used only while it covers the store's current version; otherwise every digest
-    /// goes to the exact store. A refused snapshot never replaces the last good one.
+    /// is used only while it covers the store's current version (`Screen::for_store`);
+    /// otherwise every digest goes to the exact store. A refused snapshot never replaces the
+    /// last good one.
     pub async fn refresh_filter(&self, force: bool) {
+        let now = (self.clock)();
         let mut state = self.state.lock().await;
-        if !force && state.checked.is_some_and(|t| t.elapsed() < self.refresh) {
+        let due = state
+            .checked
+            .is_none_or(|t| now.duration_since(t).unsigned_abs().ge(&self.refresh));
+        if !force && !due {
             return;
         }
-        state.checked = Some(Instant::now());
-        match self.scanner.hashes.version().await {
-            Ok((version, algorithms)) => {
-                state.store_version = version;
+        state.checked = Some(now);
+        match self.scanner.hashes.state().await {
+            Ok(store) => {
+                state.store_version = store.version;
                 // An empty store means nothing can match yet; still compute every digest
                 // so reports carry them, at the cost of one read.
-                state.needed = if algorithms.is_empty() {
+                state.needed = if store.algorithms.is_empty() {
                     AlgorithmSet::ALL
                 } else {
-                    algorithms
+                    store.algorithms
                 };
             }
             Err(e) => tracing::error!(error = %e, "cannot read the hash store's version"),
         }
-        if let Some(source) = state.source.as_mut() {
-            match source.refresh().await {
-                Refresh::Loaded => {
-                    let f = source.current().expect("loaded");
-                    tracing::info!(
-                        entries = f.info().entries,
-                        store_version = f.info().store_version,
-                        "filter snapshot loaded"
-                    );
-                    state.filter = Some(f);
-                }
-                Refresh::Unchanged => {}
-                Refresh::Missing => tracing::warn!(
-                    "no filter snapshot published: every digest goes to the exact store"
-                ),
-                Refresh::Refused(e) => {
-                    tracing::error!(error = %e, "filter snapshot REFUSED; keeping the last good one")
-                }
-                Refresh::Unavailable(e) => {
-                    tracing::error!(error = %e, "cannot check for a newer filter snapshot")
-                }
+        match state.feed.refresh().await {
+            Refresh::Loaded(f) => {
+                tracing::info!(
+                    entries = f.info().entries,
+                    store_version = f.info().store_version,
+                    "filter snapshot loaded"
+                );
+                state.filter = Some(f);
             }
-        } else if let Some(dir) = &state.embedded_dir {
-            let path = dir.join(hashgate_core::local::FILTER_FILE);
-            let stale = state
-                .filter
-                .as_ref()
-                .is_none_or(|f| f.info().store_version != state.store_version);
-            if stale && path.exists() {
-                match FilterSnapshot::load(&path) {
-                    Ok(f) => state.filter = Some(Arc::new(f)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "filter snapshot REFUSED; keeping the last good one")
-                    }
-                }
+            Refresh::Unchanged => {}
+            Refresh::Missing => {
+                tracing::warn!("no filter snapshot published: every digest goes to the exact store")
+            }
+            Refresh::Refused(e) => {
+                tracing::error!(error = %e, "filter snapshot REFUSED; keeping the last good one")
+            }
+            Refresh::Unavailable(e) => {
+                tracing::error!(error = %e, "cannot check for a newer filter snapshot")
             }
         }
     }
 
     /// How often the filter and the store version are checked.
-    pub fn refresh_interval(&self) -> std::time::Duration {
+    pub fn refresh_interval(&self) -> Duration {
         self.refresh
     }
 
     /// Handle one Lambda payload of any supported shape, then report its metrics.
     pub async fn handle(&self, payload: Value) -> Result<Value, PipelineError> {
         let result = self.handle_payload(payload).await;
-        self.flush_metrics().await;
+        if let Some(line) = self.take_metrics().await {
+            println!("{line}");
+        }
         result
     }
 
-    /// Print the tally since the last flush as an embedded-metric line (Lambda only).
-    pub async fn flush_metrics(&self) {
-        let Some(function) = &self.metrics else {
-            return;
-        };
+    /// The tally since the last call as an embedded-metric line (Lambda only), reset.
+    pub async fn take_metrics(&self) -> Option<String> {
+        let function = self.metrics.as_ref()?;
         let tally = std::mem::take(&mut *self.tally.lock().expect("tally lock"));
         let built_at = self
             .state
@@ -205,14 +239,15 @@ impl App {
             .await
             .filter
             .as_ref()
-            .map(|f| f.info().built_at);
+            .map(|f| f.info().built_at());
         if tally.is_empty() && built_at.is_none() {
-            return;
+            return None;
         }
-        println!("{}", tally.emf(function, built_at, SystemTime::now()));
+        Some(tally.emf(function, built_at, (self.clock)()))
     }
 
-    async fn handle_payload(&self, payload: Value) -> Result<Value, PipelineError> {
+    /// Handle one payload without reporting metrics.
+    pub async fn handle_payload(&self, payload: Value) -> Result<Value, PipelineError> {
         self.refresh_filter(false).await;
         match parse_invocation(&payload) {
             Err(e) => {
@@ -274,14 +309,11 @@ impl App {
             let state = self.state.lock().await;
             (state.filter.clone(), state.needed, state.store_version)
         };
-        let screen = match &filter {
-            Some(f) if f.info().store_version == store_version => Screen::Filter(f),
-            _ => Screen::StoreOnly,
-        };
-        let filter_used = matches!(screen, Screen::Filter(_));
+        let screen = Screen::for_store(filter.as_deref(), store_version);
+        let filter_used = screen.uses_filter();
         let report = self
             .scanner
-            .scan(&event, screen, needed, SystemTime::now())
+            .scan(&event, screen, needed, (self.clock)())
             .await?;
         if self.metrics.is_some() {
             self.tally
@@ -295,5 +327,288 @@ impl App {
             "scanned"
         );
         Ok(Some(report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use hashgate_core::digest::{digest_bytes, Algorithm};
+    use hashgate_core::lists::{ListEntry, Provenance};
+    use hashgate_core::memory::{etag_of, MemoryCases, MemoryNotifier, MemoryObjects, MemoryStore};
+    use hashgate_core::quarantine::Mode;
+    use hashgate_core::store::Op;
+    use serde_json::json;
+
+    use super::*;
+
+    const BAD: &[u8] = b"content on a list";
+    const SEED: [u8; 32] = *b"0123456789abcdefFEDCBA9876543210";
+
+    /// A feed that answers from a script, and counts how often it was asked.
+    #[derive(Default)]
+    struct ScriptedFeed {
+        answers: VecDeque<Refresh>,
+        asked: Arc<AtomicI64>,
+    }
+
+    impl FilterFeed for ScriptedFeed {
+        async fn refresh(&mut self) -> Refresh {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.answers.pop_front().unwrap_or(Refresh::Unchanged)
+        }
+    }
+
+    type TestApp = App<MemoryObjects, MemoryStore, MemoryCases, MemoryNotifier, ScriptedFeed>;
+
+    struct Rig {
+        app: TestApp,
+        now: Arc<AtomicI64>,
+        asked: Arc<AtomicI64>,
+    }
+
+    fn md5(content: &[u8]) -> Digest {
+        digest_bytes(content, AlgorithmSet::ALL)
+            .get(Algorithm::Md5)
+            .unwrap()
+    }
+
+    fn filter(digests: &[Digest], store_version: u64) -> Arc<FilterSnapshot> {
+        let mut b = FilterSnapshot::builder(digests.len() as u64, 1e-6, SEED).unwrap();
+        for d in digests {
+            b.insert(d);
+        }
+        Arc::new(b.finish(store_version, Timestamp::UNIX_EPOCH).unwrap())
+    }
+
+    fn rig(answers: Vec<Refresh>, metrics: Option<&str>) -> Rig {
+        let store = MemoryStore::default();
+        store
+            .apply(
+                &[ListEntry {
+                    digest: md5(BAD),
+                    provenance: Provenance {
+                        list: "ncmec".into(),
+                        id: None,
+                        category: None,
+                    },
+                }],
+                Op::Add,
+            )
+            .unwrap();
+        let now = Arc::new(AtomicI64::new(1_800_000_000));
+        let asked = Arc::new(AtomicI64::new(0));
+        let clock_now = now.clone();
+        let app = App::new(
+            Scanner {
+                objects: MemoryObjects::default(),
+                hashes: store,
+                cases: MemoryCases::default(),
+                notifier: MemoryNotifier::default(),
+                config: ScannerConfig {
+                    quarantine_bucket: "quarantine".into(),
+                    retention_days: 30,
+                    mode: Mode::Move,
+                    max_object_bytes: 1 << 20,
+                    tag_clean: true,
+                },
+            },
+            ScriptedFeed {
+                answers: answers.into(),
+                asked: asked.clone(),
+            },
+            Duration::from_secs(60),
+            metrics.map(str::to_string),
+            Arc::new(move || Timestamp::from_second(clock_now.load(Ordering::SeqCst)).unwrap()),
+        );
+        Rig { app, now, asked }
+    }
+
+    fn s3_event(key: &str, content: &[u8]) -> Value {
+        json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "uploads"},
+                "object": {"key": key, "size": content.len(), "eTag": etag_of(content)}}}]})
+    }
+
+    fn sqs(bodies: &[(&str, String)]) -> Value {
+        json!({"Records": bodies.iter().map(|(id, body)| json!({
+            "messageId": id, "body": body, "eventSource": "aws:sqs"})).collect::<Vec<_>>()})
+    }
+
+    #[tokio::test]
+    async fn every_invocation_shape_is_dispatched() {
+        let r = rig(vec![], None);
+        r.app.scanner.objects.put("uploads", "ok.jpg", b"holiday");
+        r.app.scanner.objects.put("uploads", "bad.jpg", BAD);
+        // Direct S3 notification.
+        let out = r
+            .app
+            .handle_payload(s3_event("ok.jpg", b"holiday"))
+            .await
+            .unwrap();
+        assert_eq!(out, Value::Null);
+        assert_eq!(
+            r.app.scanner.objects.get("uploads", "ok.jpg").unwrap().2,
+            ["clean"]
+        );
+        // An SQS batch: the good message is processed, only the malformed one comes back.
+        let out = r
+            .app
+            .handle_payload(sqs(&[
+                ("m1", s3_event("bad.jpg", BAD).to_string()),
+                ("m2", "{not json".into()),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
+        );
+        assert_eq!(
+            r.app.scanner.cases.records().len(),
+            1,
+            "the match became a case"
+        );
+        assert!(r.app.scanner.objects.get("uploads", "bad.jpg").is_none());
+        // Test events and unknown payloads are acknowledged and dropped.
+        let test = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "uploads"});
+        assert_eq!(r.app.handle_payload(test).await.unwrap(), Value::Null);
+        assert_eq!(
+            r.app.handle_payload(json!({"hello": 1})).await.unwrap(),
+            Value::Null
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_message_comes_back_and_its_retry_converges() {
+        let r = rig(vec![], None);
+        r.app.scanner.objects.put("uploads", "bad.jpg", BAD);
+        r.app.scanner.cases.fail_next();
+        let batch = sqs(&[("m1", s3_event("bad.jpg", BAD).to_string())]);
+        let out = r.app.handle_payload(batch.clone()).await.unwrap();
+        assert_eq!(
+            out,
+            json!({"batchItemFailures": [{"itemIdentifier": "m1"}]})
+        );
+        assert_eq!(
+            r.app.scanner.objects.get("uploads", "bad.jpg").unwrap().1,
+            BAD
+        );
+        let out = r.app.handle_payload(batch).await.unwrap();
+        assert_eq!(out, json!({"batchItemFailures": []}));
+        assert_eq!(r.app.scanner.cases.records().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_filter_is_refreshed_only_when_due_and_a_refused_one_never_replaces_it() {
+        let good = filter(&[md5(BAD)], 1);
+        let r = rig(
+            vec![
+                Refresh::Loaded(good.clone()),
+                Refresh::Refused(hashgate_core::filter::FilterError::Build("damaged".into())),
+            ],
+            None,
+        );
+        r.app.refresh_filter(true).await;
+        assert_eq!(r.asked.load(Ordering::SeqCst), 1);
+        r.app.refresh_filter(false).await;
+        assert_eq!(r.asked.load(Ordering::SeqCst), 1, "not due yet");
+        r.now.fetch_add(59, Ordering::SeqCst);
+        r.app.refresh_filter(false).await;
+        assert_eq!(
+            r.asked.load(Ordering::SeqCst),
+            1,
+            "59 s later: still not due"
+        );
+        r.now.fetch_add(1, Ordering::SeqCst);
+        r.app.refresh_filter(false).await;
+        assert_eq!(
+            r.asked.load(Ordering::SeqCst),
+            2,
+            "60 s: due; the feed refused one"
+        );
+        let state = r.app.state.lock().await;
+        assert!(
+            Arc::ptr_eq(state.filter.as_ref().unwrap(), &good),
+            "the last good one stays"
+        );
+        assert_eq!(state.store_version, 1);
+        assert_eq!(state.needed, AlgorithmSet::EMPTY.with(Algorithm::Md5));
+    }
+
+    #[tokio::test]
+    async fn a_stale_filter_is_bypassed_and_a_current_one_screens() {
+        // A filter of an older store version that lacks the listed digest: using it would
+        // hide the match, so every digest must go to the store.
+        let stale = filter(&[], 0);
+        let r = rig(vec![Refresh::Loaded(stale)], Some("scanner"));
+        r.app.refresh_filter(true).await;
+        r.app.scanner.objects.put("uploads", "bad.jpg", BAD);
+        r.app
+            .handle_payload(s3_event("bad.jpg", BAD))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.app.scanner.cases.records().len(),
+            1,
+            "found through the store"
+        );
+        let line: Value = serde_json::from_str(&r.app.take_metrics().await.unwrap()).unwrap();
+        assert_eq!(line["FilterBypassed"], 1.0);
+        assert_eq!(line["Matched"], 1.0);
+
+        let r = rig(
+            vec![Refresh::Loaded(filter(&[md5(BAD)], 1))],
+            Some("scanner"),
+        );
+        r.app.refresh_filter(true).await;
+        r.app.scanner.objects.put("uploads", "ok.jpg", b"holiday");
+        r.app
+            .handle_payload(s3_event("ok.jpg", b"holiday"))
+            .await
+            .unwrap();
+        let line: Value = serde_json::from_str(&r.app.take_metrics().await.unwrap()).unwrap();
+        assert_eq!(
+            (line["FilterBypassed"].clone(), line["Clean"].clone()),
+            (json!(0.0), json!(1.0))
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_reported_once_per_invocation_and_only_in_lambda() {
+        let r = rig(
+            vec![Refresh::Loaded(filter(&[md5(BAD)], 1))],
+            Some("stack-scanner"),
+        );
+        r.app.refresh_filter(true).await;
+        r.app.scanner.objects.put("uploads", "ok.jpg", b"holiday");
+        r.app
+            .handle_payload(s3_event("ok.jpg", b"holiday"))
+            .await
+            .unwrap();
+        let line: Value = serde_json::from_str(&r.app.take_metrics().await.unwrap()).unwrap();
+        assert_eq!(line["FunctionName"], "stack-scanner");
+        assert_eq!(line["Clean"], 1.0);
+        assert!(line["FilterAgeHours"].as_f64().unwrap() > 0.0);
+        let again: Value = serde_json::from_str(&r.app.take_metrics().await.unwrap()).unwrap();
+        assert_eq!(again["Clean"], 0.0, "the tally was reset");
+
+        let worker = rig(vec![], None);
+        worker
+            .app
+            .scanner
+            .objects
+            .put("uploads", "ok.jpg", b"holiday");
+        worker
+            .app
+            .handle_payload(s3_event("ok.jpg", b"holiday"))
+            .await
+            .unwrap();
+        assert!(
+            worker.app.take_metrics().await.is_none(),
+            "no metrics outside Lambda"
+        );
     }
 }

@@ -5,5 +5,6 @@
 pub mod app;
 pub mod config;
 pub mod deployment;
+pub mod envelope;
 pub mod metrics;
 pub mod worker;

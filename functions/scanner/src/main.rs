@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = in_lambda
         .then(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
         .flatten();
-    let app = Arc::new(app::App::new(&config, metrics).await?);
+    let app = Arc::new(app::connect(&config, metrics).await?);
     if in_lambda {
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let app = app.clone();

@@ -2,10 +2,9 @@
 //! were decided without reading the body, and the age of the filter snapshot in use (the
 //! template's dashboard and FilterAgeAlarm read these).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use hashgate_aws::metrics::{emf_line, Metric};
 use hashgate_core::pipeline::{ScanReport, ScanStatus};
+use hashgate_core::time::Timestamp;
 
 /// The namespace of the template's alarms and dashboard.
 pub const NAMESPACE: &str = "hashgate";
@@ -41,10 +40,14 @@ impl Tally {
         *self == Tally::default()
     }
 
-    /// The EMF line for this tally; `filter_built_at` is the build time (Unix seconds) of
-    /// the filter snapshot in use, if any.
-    pub fn emf(&self, function: &str, filter_built_at: Option<u64>, now: SystemTime) -> String {
-        let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    /// The EMF line for this tally; `filter_built_at` is the build time of the filter
+    /// snapshot in use, if any.
+    pub fn emf(
+        &self,
+        function: &str,
+        filter_built_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> String {
         let count = |name, value: u64| Metric {
             name,
             unit: "Count",
@@ -63,7 +66,7 @@ impl Tally {
             },
         ];
         if let Some(built) = filter_built_at {
-            let age = now_secs.as_secs().saturating_sub(built) as f64 / 3600.0;
+            let age = now.as_second().saturating_sub(built.as_second()).max(0) as f64 / 3600.0;
             metrics.push(Metric {
                 name: "FilterAgeHours",
                 unit: "None",
@@ -74,7 +77,7 @@ impl Tally {
             NAMESPACE,
             &[("FunctionName", function)],
             &metrics,
-            now_secs.as_millis() as u64,
+            u64::try_from(now.as_millisecond()).unwrap_or(0),
         )
     }
 }
@@ -82,7 +85,6 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn report(status: ScanStatus, fast_path: bool, bytes_read: u64) -> ScanReport {
         ScanReport {
@@ -121,9 +123,10 @@ mod tests {
                 filter_bypassed: 1,
             }
         );
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_000 + 9_000);
+        let now = Timestamp::from_second(1_000_000 + 9_000).unwrap();
+        let built = Timestamp::from_second(1_000_000).unwrap();
         let v: serde_json::Value =
-            serde_json::from_str(&tally.emf("stack-scanner", Some(1_000_000), now)).unwrap();
+            serde_json::from_str(&tally.emf("stack-scanner", Some(built), now)).unwrap();
         assert_eq!(v["FunctionName"], "stack-scanner");
         assert_eq!(v["Clean"], 2.0);
         assert_eq!(v["Unscanned"], 1.0);

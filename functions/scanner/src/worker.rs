@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use hashgate_core::event::parse_body;
 
-use crate::app::App;
+use crate::app::DeployedApp;
 
-pub async fn run(app: Arc<App>, queue_url: String) -> anyhow::Result<()> {
+pub async fn run(app: Arc<DeployedApp>, queue_url: String) -> anyhow::Result<()> {
     let sdk = hashgate_aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     tracing::info!(queue = %queue_url, "worker polling");

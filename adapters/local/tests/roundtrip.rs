@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use hashgate_core::digest::{Algorithm, Digest, DigestSet};
 use hashgate_core::lists::{ListFormat, ParseOptions};
-use hashgate_core::local::{import_list, LocalDb};
 use hashgate_core::scan::{decide, Screen};
+use hashgate_core::store::Op;
+use hashgate_local::{import_list, LocalDb};
 
 /// splitmix64: deterministic, well-mixed test data without a dependency.
 struct Rng(u64);
@@ -48,7 +49,7 @@ fn members_found_non_members_not() {
         text.as_bytes(),
         ListFormat::Plain,
         &options,
-        false,
+        Op::Add,
     )
     .unwrap();
     assert_eq!((summary.entries, stats.added), (60_000, 60_000));

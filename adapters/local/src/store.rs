@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{HashStore, ImportStats, ListCount, StoreError, StoreStats, StoredDigest};
-use crate::digest::{Algorithm, AlgorithmSet, Digest};
-use crate::lists::{ListEntry, Provenance};
+use hashgate_core::digest::{Algorithm, AlgorithmSet, Digest};
+use hashgate_core::lists::{ListEntry, Provenance};
+use hashgate_core::store::{
+    apply_entry, check_entry, Change, HashStore, ImportStats, ListCount, Op, StoreError,
+    StoreState, StoreStats, StoredDigest, StoredEntry,
+};
 
 const DIGESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("digests");
 const LISTS: TableDefinition<&str, u32> = TableDefinition::new("lists");
@@ -27,10 +30,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const SCHEMA: u64 = 1;
 const FILE_NAME: &str = "hashes.redb";
-/// Longest entry id or category kept (clearinghouse ids are short; this bounds record size).
-pub const MAX_FIELD_BYTES: usize = 1024;
-/// Longest list name.
-pub const MAX_LIST_NAME_BYTES: usize = 255;
+
+/// One list entry as stored: the list's small id, entry id, category.
+type Record = StoredEntry<u32>;
 
 /// The embedded, file-backed exact hash store.
 pub struct EmbeddedStore {
@@ -260,6 +262,15 @@ impl HashStore for EmbeddedStore {
     ) -> impl std::future::Future<Output = Result<Vec<StoredDigest>, StoreError>> + Send {
         std::future::ready(self.lookup_now(digests))
     }
+
+    fn state(&self) -> impl std::future::Future<Output = Result<StoreState, StoreError>> + Send {
+        std::future::ready((|| {
+            Ok(StoreState {
+                version: self.version()?,
+                algorithms: self.algorithms()?,
+            })
+        })())
+    }
 }
 
 fn backend(location: &Path, message: String) -> StoreError {
@@ -386,10 +397,6 @@ impl<'t> Importer<'t> {
         if let Some(id) = self.list_ids.get(name) {
             return Ok(Some(*id));
         }
-        if name.is_empty() {
-            return Err(self.err("list name is empty"));
-        }
-        check_len("list name", name, MAX_LIST_NAME_BYTES)?;
         let existing = self
             .lists
             .get(name)
@@ -446,75 +453,49 @@ impl<'t> Importer<'t> {
         Ok(())
     }
 
-    /// Add one list entry. A digest already on the same list with the same entry id is left
-    /// as it is (or has its category updated), so re-importing a list is idempotent.
+    /// Add one list entry (see [`apply_entry`]): re-importing a list is idempotent.
     pub fn add(&mut self, entry: &ListEntry) -> Result<(), StoreError> {
-        let p = &entry.provenance;
-        for (what, v) in [("entry id", &p.id), ("category", &p.category)] {
-            if let Some(v) = v {
-                check_len(what, v, MAX_FIELD_BYTES)?;
-            }
-        }
-        let list = self.list_id(&p.list, true)?.expect("created");
-        let alg = entry.digest.algorithm();
-        let key = entry.digest.key();
-        let mut records = match self.load(&key)? {
-            Some(r) => r,
-            None => {
-                self.digest_deltas[alg.tag() as usize - 1] += 1;
-                Vec::new()
-            }
-        };
-        match records.iter_mut().find(|r| r.list == list && r.id == p.id) {
-            Some(r) if r.category == p.category => {
-                self.stats.already_present += 1;
-                return Ok(());
-            }
-            Some(r) => {
-                r.category = p.category.clone();
-                self.stats.updated += 1;
-            }
-            None => {
-                records.push(Record {
-                    list,
-                    id: p.id.clone(),
-                    category: p.category.clone(),
-                });
-                *self.entry_deltas.entry((alg, list)).or_default() += 1;
-                self.stats.added += 1;
-            }
-        }
-        self.save(&key, &records)
+        self.apply(entry, Op::Add)
     }
 
-    /// Withdraw one list entry: the digest's entry on that list with that id, or, when the
-    /// withdrawal names no id, every entry of that list for the digest. A digest left on no
-    /// list is deleted.
+    /// Withdraw one list entry (see [`apply_entry`]). A digest left on no list is deleted.
     pub fn remove(&mut self, entry: &ListEntry) -> Result<(), StoreError> {
+        self.apply(entry, Op::Remove)
+    }
+
+    /// Apply one list entry by the core's rule; only the bookkeeping is this store's.
+    pub fn apply(&mut self, entry: &ListEntry, op: Op) -> Result<(), StoreError> {
         let p = &entry.provenance;
-        let key = entry.digest.key();
-        let (Some(list), Some(mut records)) = (self.list_id(&p.list, false)?, self.load(&key)?)
-        else {
-            self.stats.not_present += 1;
+        check_entry(p)?;
+        let Some(list) = self.list_id(&p.list, op == Op::Add)? else {
+            // A withdrawal from a list this store has never seen.
+            self.stats.count(Change::NotPresent);
             return Ok(());
         };
-        let before = records.len();
-        records.retain(|r| !(r.list == list && (p.id.is_none() || r.id == p.id)));
-        let gone = (before - records.len()) as u64;
-        if gone == 0 {
-            self.stats.not_present += 1;
-            return Ok(());
-        }
-        self.stats.removed += gone;
         let alg = entry.digest.algorithm();
-        *self.entry_deltas.entry((alg, list)).or_default() -= gone as i64;
+        let key = entry.digest.key();
+        let existing = self.load(&key)?;
+        let was_listed = existing.is_some();
+        let mut records = existing.unwrap_or_default();
+        let change = apply_entry(&mut records, list, p, op)?;
+        self.stats.count(change);
+        match change {
+            Change::AlreadyPresent | Change::NotPresent => return Ok(()),
+            Change::Added => *self.entry_deltas.entry((alg, list)).or_default() += 1,
+            Change::Removed(n) => *self.entry_deltas.entry((alg, list)).or_default() -= n as i64,
+            Change::Updated => {}
+        }
+        let slot = alg.tag() as usize - 1;
         if records.is_empty() {
             self.digests
                 .remove(&*key)
                 .map_err(|e| be(&self.location, e))?;
-            self.digest_deltas[alg.tag() as usize - 1] -= 1;
+            self.digest_deltas[slot] -= 1;
             Ok(())
         } else {
+            if !was_listed {
+                self.digest_deltas[slot] += 1;
+            }
             self.save(&key, &records)
         }
     }
@@ -558,25 +539,6 @@ fn apply_delta(old: u64, delta: i64) -> Option<u64> {
     } else {
         old.checked_sub(delta.unsigned_abs())
     }
-}
-
-fn check_len(what: &'static str, v: &str, max: usize) -> Result<(), StoreError> {
-    if v.len() > max {
-        return Err(StoreError::TooLong {
-            what,
-            len: v.len(),
-            max,
-        });
-    }
-    Ok(())
-}
-
-/// One list entry as stored: list id, entry id, category.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    list: u32,
-    id: Option<String>,
-    category: Option<String>,
 }
 
 const HAS_ID: u8 = 1;
@@ -633,7 +595,7 @@ fn decode(mut b: &[u8]) -> Result<Vec<Record>, String> {
         } else {
             None
         };
-        out.push(Record { list, id, category });
+        out.push(StoredEntry { list, id, category });
     }
     if out.is_empty() {
         return Err("no list entries".into());
@@ -806,10 +768,21 @@ mod tests {
     }
 
     #[test]
+    fn bad_entries_are_refused_by_the_cores_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::create(dir.path()).unwrap();
+        let err = store
+            .import(|imp| imp.add(&entry(A, "", None, None)))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "list name is empty");
+        assert_eq!(store.version().unwrap(), 0);
+    }
+
+    #[test]
     fn oversized_fields_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::create(dir.path()).unwrap();
-        let long = "x".repeat(MAX_FIELD_BYTES + 1);
+        let long = "x".repeat(hashgate_core::store::MAX_FIELD_BYTES + 1);
         let err = store
             .import(|imp| imp.add(&entry(A, "l", Some(&long), None)))
             .unwrap_err();
@@ -829,12 +802,12 @@ mod tests {
     #[test]
     fn record_codec_round_trips_and_rejects_garbage() {
         let recs = vec![
-            Record {
+            StoredEntry {
                 list: 3,
                 id: Some("id".into()),
                 category: None,
             },
-            Record {
+            StoredEntry {
                 list: 70000,
                 id: None,
                 category: Some("cat".into()),

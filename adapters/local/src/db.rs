@@ -5,9 +5,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::filter::{FilterError, FilterSnapshot};
-use crate::lists::{self, ListError, ListFormat, ParseOptions, ParseSummary};
-use crate::store::{EmbeddedStore, ImportStats, StoreError, StoreSnapshot};
+use hashgate_core::filter::{FilterError, FilterSnapshot};
+use hashgate_core::lists::{self, ListError, ListFormat, ParseOptions, ParseSummary};
+use hashgate_core::store::{ImportStats, Op, StoreError};
+use hashgate_core::time::Timestamp;
+
+use crate::filter_file;
+use crate::store::{EmbeddedStore, StoreSnapshot};
 
 /// The filter snapshot's file name inside a local database directory.
 pub const FILTER_FILE: &str = "filter.hgf";
@@ -28,30 +32,27 @@ pub fn import_list<R: Read>(
     reader: R,
     format: ListFormat,
     options: &ParseOptions,
-    remove: bool,
+    op: Op,
 ) -> Result<(ParseSummary, ImportStats), ImportError> {
     let mut summary = ParseSummary::default();
     let stats = store.import(|imp| -> Result<(), ImportError> {
         summary = lists::parse(reader, format, options, &mut |entry| {
-            if remove {
-                imp.remove(&entry)
-            } else {
-                imp.add(&entry)
-            }
-            .map_err(|e| e.to_string())
+            imp.apply(&entry, op).map_err(|e| e.to_string())
         })?;
         Ok(())
     })?;
     Ok((summary, stats))
 }
 
-/// Build a filter over every digest in one consistent snapshot of a store.
+/// Build a filter over every digest in one consistent snapshot of a store, with a fresh
+/// random seed, stamped `now`.
 pub fn build_filter(
     snapshot: &StoreSnapshot,
     fp_rate: f64,
+    now: Timestamp,
 ) -> Result<FilterSnapshot, LocalDbError> {
     let count = snapshot.digest_count()?;
-    let mut builder = FilterSnapshot::builder(count, fp_rate)?;
+    let mut builder = FilterSnapshot::builder(count, fp_rate, filter_file::random_seed()?)?;
     let seen = snapshot.for_each_key(|key| builder.insert_key(key))?;
     if seen != count {
         return Err(LocalDbError::Store(StoreError::Corrupt {
@@ -60,7 +61,7 @@ pub fn build_filter(
             reason: format!("counts say {count} digests, the table holds {seen}"),
         }));
     }
-    Ok(builder.finish(snapshot.version()?)?)
+    Ok(builder.finish(snapshot.version()?, now)?)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +108,9 @@ impl LocalDb {
 
     /// Build a new filter from the store's current contents and save it atomically.
     pub fn rebuild_filter(&self, fp_rate: f64) -> Result<FilterSnapshot, LocalDbError> {
-        let filter = build_filter(&self.store.snapshot()?, fp_rate)?;
+        let filter = build_filter(&self.store.snapshot()?, fp_rate, Timestamp::now())?;
         let path = self.filter_path();
-        filter.save(&path).map_err(|error| LocalDbError::Write {
+        filter_file::save(&filter, &path).map_err(|error| LocalDbError::Write {
             path: path.display().to_string(),
             error,
         })?;
@@ -122,14 +123,14 @@ impl LocalDb {
         if !path.exists() {
             return Ok(None);
         }
-        FilterSnapshot::load(&path).map(Some)
+        filter_file::load(&path).map(Some)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::{Algorithm, Digest};
+    use hashgate_core::digest::{Algorithm, AlgorithmSet, Digest};
 
     const LIST: &str = "900150983cd24fb0d6963f7d28e17f72\n\
                         a9993e364706816aba3e25717850c26c9cd0d89d\n";
@@ -150,7 +151,7 @@ mod tests {
             LIST.as_bytes(),
             ListFormat::Plain,
             &opts("l"),
-            false,
+            Op::Add,
         )
         .unwrap();
         assert_eq!((summary.entries, stats.added), (2, 2));
@@ -164,7 +165,7 @@ mod tests {
         }
         assert_eq!(
             loaded.algorithms(),
-            crate::AlgorithmSet::EMPTY
+            AlgorithmSet::EMPTY
                 .with(Algorithm::Md5)
                 .with(Algorithm::Sha1)
         );
@@ -179,7 +180,7 @@ mod tests {
             LIST.as_bytes(),
             ListFormat::Plain,
             &opts("a"),
-            false,
+            Op::Add,
         )
         .unwrap();
         let before = db.store().stats().unwrap();
@@ -192,7 +193,7 @@ mod tests {
             bad.as_bytes(),
             ListFormat::Plain,
             &opts("b"),
-            false,
+            Op::Add,
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("b.txt:3: "), "{err}");
@@ -206,7 +207,7 @@ mod tests {
             bad.as_bytes(),
             ListFormat::Plain,
             &opts("a"),
-            true,
+            Op::Remove,
         );
         assert!(removal.is_err());
         assert_eq!(
