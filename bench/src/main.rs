@@ -16,7 +16,7 @@
 //! results (markdown) to standard output and, with `--write FILE`, into FILE between the
 //! `bench:results` markers.
 //!
-//! Usage: `hashgate-bench [--quick] [--write BENCHMARKS.md]` (build `hashgate-cli` and
+//! Usage: `hashgate-bench [--quick] [--only scan] [--write BENCHMARKS.md]` (build `hashgate-cli` and
 //! `hashgate-scanner` in the same profile first: the comparisons run the `hashgate` and
 //! `scanner` binaries next to this one; `make bench` does). The corpus comparison needs
 //! `clamscan` (Debian package `clamav`), the stack parts the emulator (`make venv`).
@@ -54,6 +54,16 @@ struct Args {
     /// markdown file.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
+    /// Run one part only and print its results (not with --write, which replaces them all).
+    #[arg(long, value_enum, conflicts_with = "write")]
+    only: Option<Part>,
+}
+
+/// The parts that can run alone.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Part {
+    /// Scan throughput on the large file against `md5sum` and the CPU's limit.
+    Scan,
 }
 
 /// How much work each measurement does, and how many runs each figure gets (R).
@@ -141,6 +151,16 @@ fn main() -> Result<()> {
     let (hashgate, data_dir) = locate()?;
 
     let scan = scan::run(&hashgate, &data_dir, sizes)?;
+    if let Some(Part::Scan) = args.only {
+        let section = report::render(
+            &run,
+            &sizes.describe(),
+            started.elapsed(),
+            &[scan.markdown()],
+        );
+        println!("{section}");
+        return Ok(());
+    }
     let corpus = corpus::run(&hashgate, &data_dir, &scan.file, sizes)?;
     let (store, db) = store::run(&data_dir, sizes)?;
     let filter = filter::run(&db, sizes)?;

@@ -1,5 +1,7 @@
 //! Scan throughput: `hashgate scan` against `md5sum` (and `sha256sum`) on one large file in
-//! the page cache, each command a child process, the commands alternating run by run.
+//! the page cache, each command a child process, the commands alternating run by run; and
+//! against what the CPU allows, measured in the same rounds with `openssl dgst` (MD5, SHA-1,
+//! SHA-256): the slowest digest on one core, or the three over all cores, whichever is longer.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -18,6 +20,8 @@ use crate::Sizes;
 const TIME_TOOL: &str = "/usr/bin/time";
 /// Throughput hashgate should reach, all three digests on, relative to `md5sum`.
 const GOAL_RATIO: f64 = 0.9;
+/// Throughput hashgate should reach, all three digests on, relative to the CPU's limit.
+const GOAL_LIMIT_RATIO: f64 = 0.9;
 
 /// Lists that make a scan compute every digest: one entry per algorithm (the digests of
 /// "abc", which the random file does not have).
@@ -27,10 +31,12 @@ const LIST_ALL: &str = "900150983cd24fb0d6963f7d28e17f72\n\
 /// Lists with MD5 entries only.
 const LIST_MD5: &str = "900150983cd24fb0d6963f7d28e17f72\n";
 
-/// Rows of the report: the reference, then hashgate with every digest and with MD5 only.
+/// Rows of the report: the reference, then hashgate with every digest and with MD5 only,
+/// `sha256sum`, then OpenSSL's three digests, which give the limit.
 const MD5SUM: usize = 0;
 const HASHGATE_ALL: usize = 1;
 const HASHGATE_MD5: usize = 2;
+const OPENSSL: [usize; 3] = [4, 5, 6];
 
 /// Checks a contender's standard output after every run; an error fails the benchmark.
 pub type OutputCheck = Box<dyn Fn(&str) -> Result<()>>;
@@ -89,6 +95,8 @@ pub struct Row {
     pub command: &'static str,
     pub digests: &'static str,
     pub seconds: Samples,
+    /// The wall clock of each round, in order: for figures that combine rows round by round.
+    pub round_seconds: Vec<f64>,
     pub cpu_seconds: Option<Samples>,
     pub peak_rss_kib: Option<u64>,
 }
@@ -98,6 +106,11 @@ pub struct ScanReport {
     pub file: PathBuf,
     file_bytes: u64,
     rows: Vec<Row>,
+    cores: usize,
+    sha_extensions: ShaExtensions,
+    /// OpenSSL's CPU capability mask, if one was set (to measure without SHA instructions,
+    /// say, on a CPU that has them).
+    cpu_mask: Option<String>,
 }
 
 pub fn run(hashgate: &Path, data_dir: &Path, sizes: &Sizes) -> Result<ScanReport> {
@@ -126,6 +139,24 @@ pub fn run(hashgate: &Path, data_dir: &Path, sizes: &Sizes) -> Result<ScanReport
             &[&"scan", &"--digests", &"md5", &"--db", &db_md5, &file],
         ),
         Contender::new("sha256sum FILE", "SHA-256", "sha256sum", &[&file]),
+        Contender::new(
+            "openssl dgst -md5 FILE",
+            "MD5",
+            "openssl",
+            &[&"dgst", &"-md5", &file],
+        ),
+        Contender::new(
+            "openssl dgst -sha1 FILE",
+            "SHA-1",
+            "openssl",
+            &[&"dgst", &"-sha1", &file],
+        ),
+        Contender::new(
+            "openssl dgst -sha256 FILE",
+            "SHA-256",
+            "openssl",
+            &[&"dgst", &"-sha256", &file],
+        ),
     ];
 
     warm_page_cache(&file)?;
@@ -135,7 +166,51 @@ pub fn run(hashgate: &Path, data_dir: &Path, sizes: &Sizes) -> Result<ScanReport
         file,
         file_bytes,
         rows,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        sha_extensions: ShaExtensions::detect(),
+        cpu_mask: std::env::var("OPENSSL_ia32cap").ok(),
     })
+}
+
+/// Whether the CPU has SHA instructions, from the kernel's view of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShaExtensions {
+    /// x86 `sha_ni`, or aarch64 `sha1` and `sha2`.
+    Yes,
+    No,
+    Unknown,
+}
+
+impl ShaExtensions {
+    fn detect() -> ShaExtensions {
+        std::fs::read_to_string("/proc/cpuinfo")
+            .map_or(ShaExtensions::Unknown, |info| ShaExtensions::parse(&info))
+    }
+
+    /// The first `flags` line (x86) or `Features` line (aarch64) of `/proc/cpuinfo`.
+    fn parse(cpuinfo: &str) -> ShaExtensions {
+        let line = cpuinfo.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            matches!(key.trim(), "flags" | "Features").then_some(value)
+        });
+        let Some(line) = line else {
+            return ShaExtensions::Unknown;
+        };
+        let has = |flag: &str| line.split_whitespace().any(|f| f == flag);
+        if has("sha_ni") || (has("sha1") && has("sha2")) {
+            ShaExtensions::Yes
+        } else {
+            ShaExtensions::No
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ShaExtensions::Yes => "yes (`sha_ni` on x86, `sha1` and `sha2` on aarch64)",
+            ShaExtensions::No => "no (neither `sha_ni` nor aarch64 `sha1`/`sha2`)",
+            ShaExtensions::Unknown => "unknown (no flags in /proc/cpuinfo)",
+        }
+    }
 }
 
 /// `dir`, empty.
@@ -255,6 +330,7 @@ impl Row {
             command: contender.command,
             digests: contender.digests,
             seconds: Samples::new(runs.iter().map(|r| r.wall_secs).collect()),
+            round_seconds: runs.iter().map(|r| r.wall_secs).collect(),
             cpu_seconds: usage
                 .as_ref()
                 .map(|u| Samples::new(u.iter().map(|u| u.cpu_secs).collect())),
@@ -329,12 +405,29 @@ impl ScanReport {
         self.rows[MD5SUM].seconds.ratio_to(&self.rows[row].seconds)
     }
 
+    /// The shortest time the three digests can take on this CPU, round by round: OpenSSL's
+    /// slowest digest on one core, or the three together spread over every core.
+    fn limit_seconds(&self) -> Samples {
+        let rounds = self.rows[OPENSSL[0]].round_seconds.len();
+        Samples::new(
+            (0..rounds)
+                .map(|round| {
+                    let times: Vec<f64> = OPENSSL
+                        .iter()
+                        .map(|&row| self.rows[row].round_seconds[round])
+                        .collect();
+                    limit(&times, self.cores)
+                })
+                .collect(),
+        )
+    }
+
     pub fn markdown(&self) -> String {
         let runs = self.rows[MD5SUM].seconds.runs();
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "### Scan throughput: `hashgate scan` against `md5sum`\n"
+            "### Scan throughput: `hashgate scan` against `md5sum` and the CPU's limit\n"
         );
         let _ = writeln!(
             md,
@@ -380,8 +473,41 @@ impl ScanReport {
             all.show(2),
             self.ratio_to_md5sum(HASHGATE_MD5).show(2)
         );
+        let limit = self.limit_seconds();
+        let to_limit = limit.ratio_to(&self.rows[HASHGATE_ALL].seconds);
+        let verdict = if to_limit.median() >= GOAL_LIMIT_RATIO {
+            "goal met"
+        } else {
+            "goal missed"
+        };
+        let _ = writeln!(
+            md,
+            "\nThe limit, round by round: the longest of the three `openssl dgst` times (the \
+             slowest digest on one core) or their sum over the {} cores, whichever is longer: \
+             {} s. CPU with SHA extensions: {}{}.\n\n\
+             **Throughput of `hashgate scan` with all three digests / the limit: {}; \
+             goal ≥ {GOAL_LIMIT_RATIO}: {verdict}.**",
+            self.cores,
+            limit.show(2),
+            self.sha_extensions.describe(),
+            self.cpu_mask
+                .as_deref()
+                .map(|mask| format!(
+                    "; but `OPENSSL_ia32cap={mask}` was set for the run, so OpenSSL, in \
+                     hashgate and `openssl dgst` alike, used only the instructions it left"
+                ))
+                .unwrap_or_default(),
+            to_limit.show(2),
+        );
         md
     }
+}
+
+/// The shortest time `times` (one per digest, each on one core) allow on `cores` cores.
+fn limit(times: &[f64], cores: usize) -> f64 {
+    let slowest = times.iter().copied().fold(0.0, f64::max);
+    let spread = times.iter().sum::<f64>() / cores.max(1) as f64;
+    slowest.max(spread)
 }
 
 #[cfg(test)]
@@ -394,5 +520,30 @@ mod tests {
         assert_eq!((u.cpu_secs, u.peak_rss_kib), (1.75, 7168));
         assert!(Usage::parse("").is_none());
         assert!(Usage::parse("1.5 x 7").is_none());
+    }
+
+    #[test]
+    fn the_limit_is_the_slowest_digest_or_the_sum_over_the_cores() {
+        assert_eq!(limit(&[2.8, 3.4, 6.7], 2), 6.7);
+        assert_eq!(limit(&[1.4, 0.6, 0.6], 2), 1.4);
+        assert_eq!(limit(&[2.0, 2.0, 2.0], 2), 3.0);
+        assert_eq!(limit(&[2.0, 2.0, 2.0], 4), 2.0);
+        assert_eq!(limit(&[2.0, 1.0, 3.0], 1), 6.0);
+    }
+
+    #[test]
+    fn sha_extensions_from_cpuinfo() {
+        let x86 = "processor\t: 0\nflags\t\t: fpu sse2 ssse3 avx2 sha_ni\nbugs\t\t: \n";
+        assert_eq!(ShaExtensions::parse(x86), ShaExtensions::Yes);
+        let old_x86 = "flags\t\t: fpu sse2 ssse3 avx2 avx512f\n";
+        assert_eq!(ShaExtensions::parse(old_x86), ShaExtensions::No);
+        let arm = "processor\t: 0\nFeatures\t: fp asimd aes pmull sha1 sha2 crc32\n";
+        assert_eq!(ShaExtensions::parse(arm), ShaExtensions::Yes);
+        let arm_sha1_only = "Features\t: fp asimd sha1\n";
+        assert_eq!(ShaExtensions::parse(arm_sha1_only), ShaExtensions::No);
+        assert_eq!(
+            ShaExtensions::parse("model name: x\n"),
+            ShaExtensions::Unknown
+        );
     }
 }
