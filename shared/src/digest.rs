@@ -5,13 +5,22 @@
 //! ([`StreamDigester`]) that works over any [`Read`], any async byte stream, or plain `&[u8]`
 //! pushes, in bounded memory: a small pool of fixed-size chunks is recycled, nothing is ever
 //! buffered whole and nothing is written to disk. With two or more cores and more than one
-//! chunk of input, each algorithm runs on its own thread, so the throughput approaches that
-//! of the slowest algorithm (MD5) instead of the sum of all of them.
+//! chunk of input, the algorithms run in parallel on hashing threads (one per core, at most
+//! one per algorithm), so the throughput approaches what the CPU allows: the slowest
+//! algorithm alone, or all of them spread over the cores, whichever is slower. Async callers feed it through
+//! [`StreamDigester::update_async`] and [`StreamDigester::finish_async`], which wait for the
+//! hashing threads by returning `Pending`, never by blocking the runtime's thread.
+//!
+//! The hashing itself is OpenSSL's (libcrypto, built from source with the crate): the
+//! fastest MD5, SHA-1 and SHA-256 measured on CPUs with and without SHA instructions (see
+//! BENCHMARKS.md, "Digest implementations").
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
 use std::str::FromStr;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
 use bytes::{Bytes, BytesMut};
@@ -416,38 +425,48 @@ impl FromIterator<Digest> for DigestSet {
     }
 }
 
-/// One running hash of one algorithm.
+/// One running hash of one algorithm, computed by OpenSSL's libcrypto: its assembly uses the
+/// CPU's SHA instructions where there are any and vector code (AVX2, AVX, SSSE3; NEON)
+/// elsewhere, and its MD5 is the fastest there is. BENCHMARKS.md ("Digest implementations")
+/// has the measurements behind this choice.
 enum AnyHasher {
-    Md5(md5::Md5),
-    Sha1(sha1::Sha1),
-    Sha256(sha2::Sha256),
+    Md5(openssl::hash::Hasher),
+    Sha1(openssl::sha::Sha1),
+    Sha256(openssl::sha::Sha256),
 }
 
 impl AnyHasher {
     fn new(alg: Algorithm) -> AnyHasher {
-        use sha2::Digest as _;
         match alg {
-            Algorithm::Md5 => AnyHasher::Md5(md5::Md5::new()),
-            Algorithm::Sha1 => AnyHasher::Sha1(sha1::Sha1::new()),
-            Algorithm::Sha256 => AnyHasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Md5 => AnyHasher::Md5(
+                openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5())
+                    .unwrap_or_else(|e| panic!("OpenSSL refused to start an MD5 digest: {e}")),
+            ),
+            Algorithm::Sha1 => AnyHasher::Sha1(openssl::sha::Sha1::new()),
+            Algorithm::Sha256 => AnyHasher::Sha256(openssl::sha::Sha256::new()),
         }
     }
 
     fn update(&mut self, data: &[u8]) {
-        use sha2::Digest as _;
         match self {
-            AnyHasher::Md5(h) => h.update(data),
+            AnyHasher::Md5(h) => h
+                .update(data)
+                .unwrap_or_else(|e| panic!("OpenSSL failed an MD5 update: {e}")),
             AnyHasher::Sha1(h) => h.update(data),
             AnyHasher::Sha256(h) => h.update(data),
         }
     }
 
     fn finish(self) -> Digest {
-        use sha2::Digest as _;
         let (alg, raw): (Algorithm, Vec<u8>) = match self {
-            AnyHasher::Md5(h) => (Algorithm::Md5, h.finalize().to_vec()),
-            AnyHasher::Sha1(h) => (Algorithm::Sha1, h.finalize().to_vec()),
-            AnyHasher::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
+            AnyHasher::Md5(mut h) => (
+                Algorithm::Md5,
+                h.finish()
+                    .unwrap_or_else(|e| panic!("OpenSSL failed to finish an MD5 digest: {e}"))
+                    .to_vec(),
+            ),
+            AnyHasher::Sha1(h) => (Algorithm::Sha1, h.finish().to_vec()),
+            AnyHasher::Sha256(h) => (Algorithm::Sha256, h.finish().to_vec()),
         };
         Digest::new(alg, &raw).expect("hash output has the algorithm's length")
     }
@@ -486,23 +505,318 @@ pub struct Digested {
 /// Size of the chunks handed to the hashers: small enough to stay in cache between the reader
 /// and the hashing threads, large enough that per-chunk overhead vanishes.
 pub const CHUNK_SIZE: usize = 256 * 1024;
-/// Chunks that may wait for each hashing thread; bounds memory to about
-/// `(QUEUE_DEPTH + 2) * CHUNK_SIZE` however large the object is.
-const QUEUE_DEPTH: usize = 6;
+/// Chunks that may wait for the hashing threads (not yet hashed by every algorithm); bounds
+/// memory to about `(QUEUE_DEPTH + 2) * CHUNK_SIZE` however large the object is.
+const QUEUE_DEPTH: usize = 8;
 
 /// Where the chunks go: nowhere yet (first chunk held back, so small objects never pay for
-/// threads), the caller's thread, or one thread per algorithm.
+/// threads), the caller's thread, or hashing threads.
 enum Sink {
     Pending(Option<Bytes>),
     Inline(MultiHasher),
-    Threads(Vec<(SyncSender<Bytes>, JoinHandle<Digest>)>),
+    Threads(Pool),
+}
+
+/// Hashing threads sharing the work of every algorithm.
+///
+/// Each algorithm is a lane: its running hash and the next chunk it needs. A thread takes
+/// the free lane that is furthest behind, hashes one chunk with it and puts it back, so no
+/// two threads ever hold the same lane and every lane sees the chunks in order. With as many
+/// threads as cores (at most one per algorithm), the cores stay busy while any lane has
+/// work, and the whole takes as long as the larger of the slowest algorithm alone and the
+/// sum of all of them over the cores, which is what the CPU allows. (A thread per algorithm
+/// with a queue each would leave a core idle whenever the slowest algorithm fell a queue
+/// behind: on 2 cores without SHA instructions, 0.89 of that limit instead of 0.99.)
+///
+/// Built on std primitives only, so the core needs no async runtime: threads wait on a
+/// condition variable; a producer either waits on one too (the blocking API) or leaves a
+/// [`Waker`] and returns [`Poll::Pending`] (the async API), woken as soon as there is room
+/// again or the digests are in.
+struct Pool {
+    shared: Arc<PoolShared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct PoolShared {
+    state: Mutex<PoolState>,
+    /// Signalled when there may be work for a thread: a new chunk, a lane put back, the end.
+    work: Condvar,
+    /// Signalled when a chunk was hashed by every lane, or the digests are in (a blocking
+    /// producer waits on it).
+    progress: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// Chunks not yet hashed by every lane, oldest first; the first is chunk number `base`.
+    chunks: VecDeque<Bytes>,
+    base: u64,
+    lanes: Vec<Lane>,
+    /// No more chunks will come.
+    closed: bool,
+    /// The digest was abandoned: the threads stop without finishing.
+    abandoned: bool,
+    /// The async producer waiting for room or for the digests.
+    waker: Option<Waker>,
+    digests: Option<DigestSet>,
+    /// A hashing thread died (panicked): nothing hashes any more.
+    dead: bool,
+}
+
+struct Lane {
+    /// `None` while a thread is hashing with it.
+    hasher: Option<AnyHasher>,
+    /// The number of the next chunk this lane needs.
+    next: u64,
+}
+
+impl PoolState {
+    fn pushed(&self) -> u64 {
+        self.base + self.chunks.len() as u64
+    }
+
+    fn has_room(&self) -> bool {
+        self.dead || self.chunks.len() < QUEUE_DEPTH
+    }
+
+    /// The free lane furthest behind that has a chunk to hash.
+    fn pick(&self) -> Option<usize> {
+        let pushed = self.pushed();
+        (0..self.lanes.len())
+            .filter(|&i| self.lanes[i].hasher.is_some() && self.lanes[i].next < pushed)
+            .min_by_key(|&i| self.lanes[i].next)
+    }
+
+    fn all_caught_up(&self) -> bool {
+        let pushed = self.pushed();
+        self.lanes
+            .iter()
+            .all(|l| l.hasher.is_some() && l.next == pushed)
+    }
+
+    fn stopped(&self) -> bool {
+        self.dead || self.abandoned || self.digests.is_some()
+    }
+}
+
+impl PoolShared {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Nothing panics while holding the lock; a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wake whoever waits for room or for the digests.
+    fn progressed(&self, state: &mut PoolState) {
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+        self.progress.notify_all();
+    }
+
+    /// One hashing thread's loop.
+    fn run(&self, #[cfg(test)] gate: Option<&tests::Gate>) {
+        let mut state = self.lock();
+        loop {
+            if state.stopped() {
+                return;
+            }
+            if let Some(i) = state.pick() {
+                let lane = &mut state.lanes[i];
+                let mut hasher = lane.hasher.take().expect("picked lanes are free");
+                let index = lane.next;
+                let chunk = state.chunks[(index - state.base) as usize].clone();
+                drop(state);
+                #[cfg(test)]
+                if let Some(gate) = gate {
+                    gate.pass();
+                }
+                hasher.update(&chunk);
+                drop(chunk);
+                state = self.lock();
+                let lane = &mut state.lanes[i];
+                lane.hasher = Some(hasher);
+                lane.next += 1;
+                // The lane is free again: another thread may want it.
+                self.work.notify_one();
+                let mut freed = false;
+                while !state.chunks.is_empty() && state.lanes.iter().all(|l| l.next > state.base) {
+                    state.chunks.pop_front();
+                    state.base += 1;
+                    freed = true;
+                }
+                if freed {
+                    self.progressed(&mut state);
+                }
+                continue;
+            }
+            if state.closed && state.all_caught_up() {
+                let digests = state
+                    .lanes
+                    .iter_mut()
+                    .map(|l| l.hasher.take().expect("caught up").finish())
+                    .collect();
+                state.digests = Some(digests);
+                self.work.notify_all();
+                self.progressed(&mut state);
+                return;
+            }
+            state = self
+                .work
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn died(&self) {
+        let mut state = self.lock();
+        state.dead = true;
+        state.chunks.clear();
+        self.work.notify_all();
+        self.progressed(&mut state);
+    }
+}
+
+impl Pool {
+    fn spawn(
+        algorithms: AlgorithmSet,
+        threads: usize,
+        #[cfg(test)] gate: Option<Arc<tests::Gate>>,
+    ) -> Pool {
+        let shared = Arc::new(PoolShared::default());
+        shared.lock().lanes = algorithms
+            .iter()
+            .map(|alg| Lane {
+                hasher: Some(AnyHasher::new(alg)),
+                next: 0,
+            })
+            .collect();
+        let threads = (0..threads.max(1))
+            .map(|n| {
+                let shared = Arc::clone(&shared);
+                #[cfg(test)]
+                let gate = gate.clone();
+                std::thread::Builder::new()
+                    .name(format!("hash-{n}"))
+                    .spawn(move || {
+                        /// Tells everyone if this thread unwinds, so that nobody waits for it.
+                        struct OnPanic<'a>(&'a PoolShared);
+                        impl Drop for OnPanic<'_> {
+                            fn drop(&mut self) {
+                                if std::thread::panicking() {
+                                    self.0.died();
+                                }
+                            }
+                        }
+                        let guard = OnPanic(&shared);
+                        guard.0.run(
+                            #[cfg(test)]
+                            gate.as_deref(),
+                        );
+                    })
+                    .expect("spawning a hashing thread")
+            })
+            .collect();
+        Pool { shared, threads }
+    }
+
+    /// Whether there is room for one more chunk; if not, `cx` is woken when there is.
+    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.lock();
+        if state.has_room() {
+            Poll::Ready(())
+        } else {
+            state.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// Queue `chunk`, waiting for room if the window is full (never, after
+    /// [`Pool::poll_room`] said there was room: the digester is the only producer).
+    fn push(&self, chunk: Bytes) {
+        let mut state = self.shared.lock();
+        while !state.has_room() {
+            state = self
+                .shared
+                .progress
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        // If a thread died the chunk is dropped; finishing re-raises its panic.
+        if !state.dead {
+            state.chunks.push_back(chunk);
+            self.shared.work.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.work.notify_all();
+    }
+
+    /// Wait for the digests (re-raising a hashing thread's panic).
+    fn join(mut self) -> DigestSet {
+        self.close();
+        for thread in std::mem::take(&mut self.threads) {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        self.shared
+            .lock()
+            .digests
+            .take()
+            .expect("hashing threads that returned left the digests")
+    }
+
+    /// The digests once they are in, without blocking (call [`Pool::close`] first).
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<DigestSet> {
+        let mut state = self.shared.lock();
+        if let Some(digests) = state.digests.take() {
+            // The threads are done but for returning; they are left to end on their own.
+            return Poll::Ready(digests);
+        }
+        if !state.dead {
+            state.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        drop(state);
+        // A thread is unwinding: joining takes no longer than the unwinding itself.
+        for thread in std::mem::take(&mut self.threads) {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        panic!("a hashing thread died")
+    }
+}
+
+impl Drop for Pool {
+    /// An abandoned digest (an error, an object found too large) stops its threads soon.
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.abandoned = true;
+        state.chunks.clear();
+        self.shared.work.notify_all();
+    }
 }
 
 /// Streaming digests of exactly the requested algorithms, in bounded memory.
 ///
-/// Feed it with [`StreamDigester::update`] (any byte slices, e.g. an async body's frames),
-/// [`StreamDigester::read_from`] (reads straight into its chunk buffers, no extra copy) or
-/// [`std::io::Write`]; then [`StreamDigester::finish`].
+/// Feed it with [`StreamDigester::update`] (any byte slices), [`StreamDigester::read_from`]
+/// (reads straight into its chunk buffers, no extra copy) or [`std::io::Write`], then
+/// [`StreamDigester::finish`]. These block while the hashing threads catch up, which is what
+/// a thread reading a file wants.
+///
+/// From async code use [`StreamDigester::update_async`] and
+/// [`StreamDigester::finish_async`] (or [`StreamDigester::poll_ready`] directly) instead:
+/// they never block, but return [`Poll::Pending`] while the hashing threads are behind and
+/// are woken when they catch up, so a runtime's worker thread goes on with other tasks. They
+/// need no particular runtime. Beyond the first chunk, the async API hands every chunk to a
+/// hashing thread even on one core, so the caller's thread only ever copies bytes; at most
+/// one chunk (a small object) is hashed on the caller's thread, in `finish_async`.
 pub struct StreamDigester {
     algorithms: AlgorithmSet,
     parallel: bool,
@@ -512,8 +826,10 @@ pub struct StreamDigester {
     current: BytesMut,
     filled: usize,
     /// Chunks handed out, oldest first; reclaimed for reuse once every hasher is done with them.
-    in_flight: std::collections::VecDeque<Bytes>,
+    in_flight: VecDeque<Bytes>,
     bytes: u64,
+    #[cfg(test)]
+    gate: Option<Arc<tests::Gate>>,
 }
 
 impl StreamDigester {
@@ -523,7 +839,9 @@ impl StreamDigester {
         Self::with_parallelism(algorithms, cores > 1)
     }
 
-    /// As [`StreamDigester::new`], choosing explicitly whether worker threads may be used.
+    /// As [`StreamDigester::new`], choosing explicitly whether worker threads may be used
+    /// (one per core, at most one per algorithm, at least two). Without, the blocking API
+    /// hashes on the caller's thread and the async API on one thread for all algorithms.
     pub fn with_parallelism(algorithms: AlgorithmSet, parallel: bool) -> StreamDigester {
         StreamDigester {
             algorithms,
@@ -533,6 +851,8 @@ impl StreamDigester {
             filled: 0,
             in_flight: Default::default(),
             bytes: 0,
+            #[cfg(test)]
+            gate: None,
         }
     }
 
@@ -541,18 +861,38 @@ impl StreamDigester {
         self.bytes
     }
 
-    /// Add `data` to the stream.
+    /// Add `data` to the stream, waiting for the hashing threads when they are behind.
     pub fn update(&mut self, mut data: &[u8]) {
-        self.bytes += data.len() as u64;
         while !data.is_empty() {
-            self.ensure_buffer();
-            let take = (CHUNK_SIZE - self.filled).min(data.len());
-            self.current[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-            self.filled += take;
+            let take = self.fill(data);
             data = &data[take..];
             if self.filled == CHUNK_SIZE {
-                self.flush_chunk();
+                self.flush_chunk(false);
             }
+        }
+    }
+
+    /// Add `data` to the stream without ever blocking: while the hashing threads are behind,
+    /// this future is pending (and woken when they catch up). Not cancel-safe: if it is
+    /// dropped before it completes, drop the digester too.
+    pub async fn update_async(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = self.fill(data);
+            data = &data[take..];
+            if self.filled == CHUNK_SIZE {
+                std::future::poll_fn(|cx| self.poll_ready(cx)).await;
+                self.flush_chunk(true);
+            }
+        }
+    }
+
+    /// Whether the digester can take a full chunk without blocking: [`Poll::Ready`] once
+    /// the hashing threads have room for it, [`Poll::Pending`] (with `cx` woken when they
+    /// have) before. Never blocks.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &self.sink {
+            Sink::Threads(pool) => pool.poll_room(cx),
+            _ => Poll::Ready(()),
         }
     }
 
@@ -572,39 +912,65 @@ impl StreamDigester {
                 return Ok(self.bytes - start);
             }
             if self.filled == CHUNK_SIZE {
-                self.flush_chunk();
+                self.flush_chunk(false);
             }
         }
     }
 
-    /// Finish the stream and return its digests.
+    /// Finish the stream and return its digests, waiting for the hashing threads.
     pub fn finish(mut self) -> Digested {
         if self.filled > 0 {
-            self.flush_chunk();
+            self.flush_chunk(false);
         }
         let digests = match std::mem::replace(&mut self.sink, Sink::Pending(None)) {
-            Sink::Pending(first) => {
-                let mut h = MultiHasher::new(self.algorithms);
-                if let Some(chunk) = first {
-                    h.update(&chunk);
-                }
-                h.finish()
-            }
+            Sink::Pending(first) => self.hash_inline(first),
             Sink::Inline(h) => h.finish(),
-            Sink::Threads(workers) => workers
-                .into_iter()
-                .map(|(tx, handle)| {
-                    drop(tx);
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect(),
+            Sink::Threads(pool) => pool.join(),
         };
         Digested {
             digests,
             bytes: self.bytes,
         }
+    }
+
+    /// As [`StreamDigester::finish`], without ever blocking: pending until the hashing
+    /// threads are done.
+    pub async fn finish_async(mut self) -> Digested {
+        if self.filled > 0 {
+            std::future::poll_fn(|cx| self.poll_ready(cx)).await;
+            self.flush_chunk(true);
+        }
+        let digests = match std::mem::replace(&mut self.sink, Sink::Pending(None)) {
+            Sink::Pending(first) => self.hash_inline(first),
+            Sink::Inline(h) => h.finish(),
+            Sink::Threads(mut pool) => {
+                pool.close();
+                std::future::poll_fn(|cx| pool.poll_join(cx)).await
+            }
+        };
+        Digested {
+            digests,
+            bytes: self.bytes,
+        }
+    }
+
+    /// Copy as much of `data` as fits into the current chunk; returns how much that was.
+    fn fill(&mut self, data: &[u8]) -> usize {
+        self.ensure_buffer();
+        let take = (CHUNK_SIZE - self.filled).min(data.len());
+        self.current[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+        self.filled += take;
+        self.bytes += take as u64;
+        take
+    }
+
+    /// The digests of an object of at most one chunk.
+    fn hash_inline(&self, only: Option<Bytes>) -> DigestSet {
+        let mut h = MultiHasher::new(self.algorithms);
+        if let Some(chunk) = only {
+            h.update(&chunk);
+        }
+        h.finish()
     }
 
     fn ensure_buffer(&mut self) {
@@ -625,7 +991,9 @@ impl StreamDigester {
         self.current = BytesMut::zeroed(CHUNK_SIZE);
     }
 
-    fn flush_chunk(&mut self) {
+    /// Hand the current chunk on. `offload`: the caller must not hash (async code), so
+    /// without parallelism one thread hashes every algorithm.
+    fn flush_chunk(&mut self, offload: bool) {
         let mut buf = std::mem::take(&mut self.current);
         buf.truncate(self.filled);
         self.filled = 0;
@@ -640,10 +1008,23 @@ impl StreamDigester {
                 else {
                     unreachable!()
                 };
-                self.sink = if self.parallel && !self.algorithms.is_empty() {
-                    Sink::Threads(self.algorithms.iter().map(spawn_hasher).collect())
-                } else {
+                self.sink = if self.algorithms.is_empty() || !(self.parallel || offload) {
                     Sink::Inline(MultiHasher::new(self.algorithms))
+                } else {
+                    // As many threads as cores, at most one per algorithm; at least two when
+                    // parallel, so that a parallel digest is one even on one core.
+                    let threads = if self.parallel {
+                        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                        self.algorithms.len().min(cores.max(2))
+                    } else {
+                        1
+                    };
+                    Sink::Threads(Pool::spawn(
+                        self.algorithms,
+                        threads,
+                        #[cfg(test)]
+                        self.gate.clone(),
+                    ))
                 };
                 self.dispatch(first);
                 self.dispatch(chunk);
@@ -658,16 +1039,13 @@ impl StreamDigester {
                 h.update(&chunk);
                 self.in_flight.push_back(chunk);
             }
-            Sink::Threads(workers) => {
-                for (tx, _) in workers.iter() {
-                    // A send fails only if the worker died; finish() then re-raises its panic.
-                    let _ = tx.send(chunk.clone());
-                }
+            Sink::Threads(pool) => {
+                pool.push(chunk.clone());
                 self.in_flight.push_back(chunk);
             }
             Sink::Pending(_) => unreachable!("dispatch happens after the sink is chosen"),
         }
-        // Never keep more chunks than the queues can hold, or memory would grow with the object.
+        // Never keep more chunks than the window holds, or memory would grow with the object.
         while self.in_flight.len() > QUEUE_DEPTH + 2 {
             self.in_flight.pop_front();
         }
@@ -684,21 +1062,6 @@ impl io::Write for StreamDigester {
     }
 }
 
-fn spawn_hasher(alg: Algorithm) -> (SyncSender<Bytes>, JoinHandle<Digest>) {
-    let (tx, rx) = sync_channel::<Bytes>(QUEUE_DEPTH);
-    let handle = std::thread::Builder::new()
-        .name(format!("hash-{alg}"))
-        .spawn(move || {
-            let mut h = AnyHasher::new(alg);
-            for chunk in rx {
-                h.update(&chunk);
-            }
-            h.finish()
-        })
-        .expect("spawning a hashing thread");
-    (tx, handle)
-}
-
 /// Digest everything `reader` yields.
 pub fn digest_reader<R: Read>(mut reader: R, algorithms: AlgorithmSet) -> io::Result<Digested> {
     let mut d = StreamDigester::new(algorithms);
@@ -707,7 +1070,7 @@ pub fn digest_reader<R: Read>(mut reader: R, algorithms: AlgorithmSet) -> io::Re
 }
 
 /// Digest everything an async byte stream yields (e.g. an S3 GetObject body), stopping at its
-/// first error.
+/// first error. Never blocks the thread polling it (see [`StreamDigester::update_async`]).
 pub async fn digest_stream<S, B, E>(stream: S, algorithms: AlgorithmSet) -> Result<Digested, E>
 where
     S: futures_core::Stream<Item = Result<B, E>>,
@@ -716,9 +1079,9 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut d = StreamDigester::new(algorithms);
     while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-        d.update(item?.as_ref());
+        d.update_async(item?.as_ref()).await;
     }
-    Ok(d.finish())
+    Ok(d.finish_async().await)
 }
 
 /// Digest a byte slice already in memory, on the caller's thread.
@@ -862,13 +1225,148 @@ mod tests {
         }
     }
 
+    /// A minimal executor: polls `f` on this thread, sleeping until its waker is called.
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
         let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            let seen = wakes.count();
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
                 return v;
             }
+            wakes.wait_past(seen);
+        }
+    }
+
+    /// A waker that counts its calls, and lets a thread sleep until the next one.
+    #[derive(Default)]
+    struct Wakes {
+        count: Mutex<usize>,
+        woken: Condvar,
+    }
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            *self.count.lock().unwrap() += 1;
+            self.woken.notify_all();
+        }
+    }
+    impl Wakes {
+        fn count(&self) -> usize {
+            *self.count.lock().unwrap()
+        }
+        fn wait_past(&self, seen: usize) {
+            let count = self.count.lock().unwrap();
+            drop(self.woken.wait_while(count, |c| *c == seen).unwrap());
+        }
+    }
+
+    /// Holds the hashing threads before each chunk until opened (or makes them panic): a
+    /// consumer exactly as slow as a test needs, with no timing involved.
+    #[derive(Default)]
+    pub(super) struct Gate {
+        state: Mutex<(bool, bool)>,
+        changed: Condvar,
+    }
+    impl Gate {
+        pub(super) fn pass(&self) {
+            let state = self.state.lock().unwrap();
+            let (_, panic) = *self.changed.wait_while(state, |s| !s.0 && !s.1).unwrap();
+            assert!(!panic, "hashing thread told to fail");
+        }
+        fn set(&self, open: bool, panic: bool) {
+            *self.state.lock().unwrap() = (open, panic);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Polls `f` once on another thread and returns whether it was pending; fails instead of
+    /// hanging if the poll blocks (a minute is beyond any scheduling delay).
+    fn polls_pending<F: std::future::Future + Send>(f: std::pin::Pin<&mut F>) -> bool {
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.spawn(move || {
+                let mut cx = Context::from_waker(Waker::noop());
+                let _ = tx.send(f.poll(&mut cx).is_pending());
+            });
+            rx.recv_timeout(std::time::Duration::from_secs(60))
+                .expect("a poll blocked its thread instead of returning Pending")
+        })
+    }
+
+    #[test]
+    fn async_api_returns_pending_instead_of_blocking_while_hashers_are_behind() {
+        let data = pattern(40 * CHUNK_SIZE + 5);
+        let expected = digest_bytes(&data, AlgorithmSet::ALL);
+        for parallel in [true, false] {
+            let gate = Arc::new(Gate::default());
+            let mut d = StreamDigester::with_parallelism(AlgorithmSet::ALL, parallel);
+            d.gate = Some(Arc::clone(&gate));
+
+            // The hashing threads are held: the update cannot complete, and must say so.
+            {
+                let mut update = std::pin::pin!(d.update_async(&data));
+                assert!(polls_pending(update.as_mut()), "parallel={parallel}");
+                // ...and it resumes once they move again.
+                gate.set(true, false);
+                block_on(update);
+            }
+            assert_eq!(d.bytes(), data.len() as u64);
+
+            // Finishing waits for the threads the same way.
+            gate.set(false, false);
+            let mut finish = std::pin::pin!(d.finish_async());
+            assert!(polls_pending(finish.as_mut()), "parallel={parallel}");
+            gate.set(true, false);
+            assert_eq!(block_on(finish).digests, expected, "parallel={parallel}");
+        }
+    }
+
+    #[test]
+    fn async_updates_take_in_bounded_memory_while_hashers_are_behind() {
+        let data = pattern(40 * CHUNK_SIZE);
+        let gate = Arc::new(Gate::default());
+        let mut d = StreamDigester::with_parallelism(AlgorithmSet::ALL, true);
+        d.gate = Some(Arc::clone(&gate));
+        {
+            let mut update = std::pin::pin!(d.update_async(&data));
+            assert!(polls_pending(update.as_mut()));
+        }
+        // The window is full (its chunks held by the threads at the gate or waiting for
+        // them) and one more chunk is filled and waits for room: nothing beyond that was
+        // taken in.
+        let taken = d.bytes();
+        assert!(
+            taken <= ((QUEUE_DEPTH + 2) * CHUNK_SIZE) as u64,
+            "took {taken} bytes while the hashers were stalled"
+        );
+        assert!(d.in_flight.len() <= QUEUE_DEPTH + 2);
+        // An abandoned digest lets its threads go.
+        gate.set(true, false);
+        drop(d);
+    }
+
+    #[test]
+    fn a_hashing_thread_panic_is_raised_not_waited_for() {
+        let data = pattern(20 * CHUNK_SIZE);
+        for use_async in [true, false] {
+            let gate = Arc::new(Gate::default());
+            gate.set(false, true);
+            let mut d = StreamDigester::with_parallelism(AlgorithmSet::ALL, true);
+            d.gate = Some(gate);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if use_async {
+                    block_on(async {
+                        d.update_async(&data).await;
+                        d.finish_async().await
+                    })
+                } else {
+                    d.update(&data);
+                    d.finish()
+                }
+            }));
+            assert!(outcome.is_err(), "async={use_async}");
         }
     }
 
