@@ -613,11 +613,13 @@ impl ObjectStore for S3Objects {
         if size > max_bytes {
             return Ok(ReadResult::TooLarge { size });
         }
+        // The async API: while the hashing threads are behind, this task waits (Pending)
+        // instead of blocking the runtime's worker thread.
         let mut digester = StreamDigester::new(algorithms);
         loop {
             match out.body.try_next().await {
                 Ok(Some(chunk)) => {
-                    digester.update(&chunk);
+                    digester.update_async(&chunk).await;
                     if digester.bytes() > max_bytes {
                         return Ok(ReadResult::TooLarge {
                             size: digester.bytes(),
@@ -634,7 +636,7 @@ impl ObjectStore for S3Objects {
                 }
             }
         }
-        let digested = digester.finish();
+        let digested = digester.finish_async().await;
         if digested.bytes != size {
             return Err(StorageError {
                 operation: "GetObject",
