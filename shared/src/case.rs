@@ -118,6 +118,10 @@ pub struct CaseRecord {
     pub quarantine: Option<QuarantineLocation>,
     pub status: CaseStatus,
     pub created_at: Timestamp,
+    /// When the object was uploaded, where the event said (records written before this
+    /// field existed have none).
+    #[serde(default)]
+    pub uploaded_at: Option<Timestamp>,
 }
 
 impl CaseRecord {
@@ -200,6 +204,7 @@ mod tests {
         let r: CaseRecord = serde_json::from_str(old).unwrap();
         assert_eq!(r.status, CaseStatus::PendingReview);
         assert_eq!(r.created_at, Timestamp::from_second(1_795_255_445).unwrap());
+        assert_eq!(r.uploaded_at, None);
         let again: CaseRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(again, r);
         assert!(serde_json::to_string(&r)

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::digest::to_hex;
+use crate::time::Timestamp;
 
 /// One version of one object: what was uploaded, and what is scanned and quarantined.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,11 +64,12 @@ pub enum Trigger {
 pub struct UploadEvent {
     pub object: ObjectRef,
     pub size: Option<u64>,
-    /// S3's ordering token for events on the same key, where sent.
-    pub sequencer: Option<String>,
     /// e.g. `ObjectCreated:Put`, or EventBridge's reason `PutObject`.
     pub event_name: String,
-    pub event_time: Option<String>,
+    /// When the object was uploaded, as the event says (a case records it: reports need the
+    /// upload time). An event without one, or with one that does not parse, is still
+    /// scanned: the time is not worth losing the scan over.
+    pub uploaded_at: Option<Timestamp>,
     pub trigger: Trigger,
 }
 
@@ -188,6 +190,10 @@ fn size_at(v: &Value, path: &[&str], place: &str) -> Result<Option<u64>, EventEr
     }
 }
 
+fn time_at(v: &Value, path: &[&str]) -> Option<Timestamp> {
+    str_at(v, path).and_then(|t| crate::time::parse(t).ok())
+}
+
 fn clean_etag(etag: Option<String>) -> Option<String> {
     etag.map(|e| e.trim_matches('"').to_string())
         .filter(|e| !e.is_empty())
@@ -212,9 +218,8 @@ fn s3_record(r: &Value, place: &str) -> Result<Notice, EventError> {
             etag: clean_etag(optional_string(r, &["s3", "object", "eTag"])),
         },
         size: size_at(r, &["s3", "object", "size"], place)?,
-        sequencer: optional_string(r, &["s3", "object", "sequencer"]),
         event_name: event_name.to_string(),
-        event_time: optional_string(r, &["eventTime"]),
+        uploaded_at: time_at(r, &["eventTime"]),
         trigger: Trigger::S3,
     }))
 }
@@ -244,10 +249,9 @@ fn eventbridge(v: &Value) -> Result<Notice, EventError> {
             etag: clean_etag(optional_string(v, &["detail", "object", "etag"])),
         },
         size: size_at(v, &["detail", "object", "size"], place)?,
-        sequencer: optional_string(v, &["detail", "object", "sequencer"]),
         event_name: optional_string(v, &["detail", "reason"])
             .unwrap_or_else(|| detail_type.to_string()),
-        event_time: optional_string(v, &["time"]),
+        uploaded_at: time_at(v, &["time"]),
         trigger: Trigger::EventBridge,
     }))
 }
@@ -312,6 +316,14 @@ mod tests {
         assert_eq!(u.object.version_id.as_deref(), Some("v1"));
         assert_eq!(u.size, Some(1024));
         assert_eq!(u.trigger, Trigger::S3);
+        assert_eq!(
+            u.uploaded_at,
+            Some(crate::time::parse("2026-11-21T10:00:00Z").unwrap())
+        );
+        let mut odd = s3_put("k");
+        odd["Records"][0]["eventTime"] = json!("yesterday");
+        let n = parse_notification(&odd).unwrap();
+        assert_eq!(upload(&n[0]).uploaded_at, None, "scanned all the same");
     }
 
     #[test]
@@ -322,8 +334,8 @@ mod tests {
         let u = upload(&n[0]);
         assert_eq!(u.object.etag.as_deref(), Some("abc-2"), "quotes stripped");
         assert_eq!(
-            (u.size, &u.sequencer, &u.object.version_id),
-            (None, &None, &None)
+            (u.size, u.uploaded_at, &u.object.version_id),
+            (None, None, &None)
         );
     }
 

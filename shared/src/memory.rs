@@ -38,10 +38,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A store version and the entries of every digest on some list.
+type Versioned = (u64, BTreeMap<Digest, Vec<StoredEntry<String>>>);
+
 /// An exact hash store in memory, applying list entries by the core's one rule.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: Mutex<(u64, BTreeMap<Digest, Vec<StoredEntry<String>>>)>,
+    inner: Mutex<Versioned>,
 }
 
 impl MemoryStore {
@@ -67,11 +70,6 @@ impl MemoryStore {
             guard.1 = digests;
         }
         Ok(stats)
-    }
-
-    /// Every digest on some list.
-    pub fn digests(&self) -> Vec<Digest> {
-        lock(&self.inner).1.keys().copied().collect()
     }
 }
 

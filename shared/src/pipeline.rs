@@ -316,6 +316,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             retain_until: add_days(now, self.config.retention_days),
             mode: self.config.mode,
             now,
+            uploaded_at: event.uploaded_at,
         };
         let case_id = plan.case_id();
         let finished = self.quarantine(plan).await?;
@@ -425,9 +426,8 @@ mod tests {
                 etag: Some(etag_of(content)),
             },
             size: Some(content.len() as u64),
-            sequencer: None,
             event_name: "ObjectCreated:Put".into(),
-            event_time: None,
+            uploaded_at: None,
             trigger: Trigger::S3,
         }
     }
@@ -539,6 +539,9 @@ mod tests {
                 "the duplicate finds it moved"
             );
             assert_eq!(s.cases.records().len(), 1, "{fault:?}");
+            let audit = s.cases.audit();
+            assert_eq!(audit.len(), 1, "{fault:?}: one audit entry");
+            assert_eq!(audit[0].action, crate::case::AuditAction::Quarantined);
             let announced = s.notifier.announced();
             assert!(
                 !announced.is_empty() && announced.iter().all(|c| *c == e.object.case_id()),

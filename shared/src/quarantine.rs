@@ -46,6 +46,8 @@ pub struct Plan {
     pub mode: Mode,
     /// When this attempt runs, by the caller's clock.
     pub now: Timestamp,
+    /// When the object was uploaded, if the event said.
+    pub uploaded_at: Option<Timestamp>,
 }
 
 /// The metadata keys of a quarantine copy: where it came from, and its digests
@@ -104,6 +106,7 @@ impl Plan {
             quarantine,
             status,
             created_at: self.now,
+            uploaded_at: self.uploaded_at,
         }
     }
 
@@ -477,6 +480,7 @@ mod tests {
             retain_until: "2027-11-21T00:00:00Z".parse().unwrap(),
             mode,
             now: "2026-11-21T00:00:00Z".parse().unwrap(),
+            uploaded_at: Some("2026-11-20T23:59:00Z".parse().unwrap()),
         }
     }
 
@@ -621,6 +625,11 @@ mod tests {
         assert!(world.version(&plan.object).is_some());
         assert_eq!(world.tags.len(), 1);
         assert_eq!(world.cases[&plan.case_id()].status, CaseStatus::HeldInPlace);
+        assert_eq!(
+            world.cases[&plan.case_id()].uploaded_at,
+            plan.uploaded_at,
+            "the case keeps the upload time"
+        );
     }
 
     #[test]

@@ -184,9 +184,8 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
                 etag: put.e_tag().map(|e| e.trim_matches('"').to_string()),
             },
             size: Some(LISTED.len() as u64),
-            sequencer: None,
             event_name: "ObjectCreated:Put".into(),
-            event_time: None,
+            uploaded_at: None,
             trigger: Trigger::S3,
         };
         faults.steps.store(0, Ordering::SeqCst);

@@ -8,6 +8,7 @@
 //! the variables the emulator asks for (`AWS_LAMBDA_RUNTIME_API` pointing at
 //! `http://<addr>/.rt/<function name>`, the function's name, memory size and version).
 
+use hashgate_core::quarantine::metadata;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -412,7 +413,7 @@ impl Fixture {
             });
         assert_eq!(
             head.metadata()
-                .and_then(|m| m.get("hashgate-origin-key"))
+                .and_then(|m| m.get(metadata::ORIGIN_KEY))
                 .map(String::as_str),
             Some(object.key.as_str())
         );

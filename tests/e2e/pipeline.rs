@@ -4,6 +4,7 @@
 //! gone from its bucket, every other object is untouched byte for byte, and there is exactly
 //! one case per match.
 
+use hashgate_core::quarantine::metadata;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -62,11 +63,11 @@ async fn assert_quarantined(
     assert!((363..=365).contains(&days), "retained for {days} days");
     let meta = head.metadata().expect("metadata");
     assert_eq!(
-        meta.get("hashgate-origin-key").map(String::as_str),
+        meta.get(metadata::ORIGIN_KEY).map(String::as_str),
         Some(object.key.as_str())
     );
     assert_eq!(
-        meta.get("hashgate-case-id").map(String::as_str),
+        meta.get(metadata::CASE_ID).map(String::as_str),
         Some(case_id.as_str())
     );
     assert_eq!(get(s3, quarantine, &key).await.as_deref(), Some(content));

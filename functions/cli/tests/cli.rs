@@ -328,7 +328,7 @@ fn stdin_import_needs_a_list_name() {
 }
 
 #[test]
-fn a_2_gb_line_is_refused_quickly() {
+fn a_2_gb_line_is_refused_naming_file_and_line() {
     let db = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let huge = dir.path().join("huge.txt");
