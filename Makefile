@@ -49,8 +49,8 @@ fmt: ## Format the code
 
 bench: venv ## Benchmarks side by side with their references; rewrites BENCHMARKS.md's results
 	# GNU time measures each tool's peak memory; ClamAV is the reference scanner.
-	@command -v /usr/bin/time >/dev/null && command -v clamscan >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time clamav; }
+	@command -v /usr/bin/time >/dev/null && command -v clamscan >/dev/null && command -v openssl >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time clamav openssl; }
 	$(CARGO) build --release -p hashgate-cli -p hashgate-scanner -p hashgate-bench
 	$(CARGO_TARGET_DIR)/release/hashgate-bench --write BENCHMARKS.md
 
