@@ -121,17 +121,18 @@ pub fn stage_entry(
             e.removed = None;
         }
     }
+    let staged = VersionedEntry {
+        entry: StoredEntry {
+            list: p.list.clone(),
+            id: p.id.clone(),
+            category: p.category.clone(),
+        },
+        added: pending,
+        removed: None,
+    };
     match change {
         Change::AlreadyPresent | Change::NotPresent => {}
-        Change::Added => entries.push(VersionedEntry {
-            entry: StoredEntry {
-                list: p.list.clone(),
-                id: p.id.clone(),
-                category: p.category.clone(),
-            },
-            added: pending,
-            removed: None,
-        }),
+        Change::Added => entries.push(staged),
         Change::Updated | Change::Removed(_) => {
             for e in entries.iter_mut() {
                 if e.is_visible(g) && e.removed.is_none() && matches(&e.entry) {
@@ -139,15 +140,7 @@ pub fn stage_entry(
                 }
             }
             if change == Change::Updated {
-                entries.push(VersionedEntry {
-                    entry: StoredEntry {
-                        list: p.list.clone(),
-                        id: p.id.clone(),
-                        category: p.category.clone(),
-                    },
-                    added: pending,
-                    removed: None,
-                });
+                entries.push(staged);
             }
         }
     }
