@@ -10,14 +10,17 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 # Python tools live in project-local virtual environments.
 VENV := .venv
 PYTHON ?= python3
+# The review page's browser test drives Debian's Chromium with playwright-core (from npm,
+# pinned by tests/browser/package-lock.json; it downloads no browser of its own).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines package deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-run: venv ## The whole flow locally: stack, lists, scanner, sample uploads; Ctrl-C stops it
-	$(CARGO) build -p hashgate-cli -p hashgate-scanner
+run: venv ## The whole flow locally: stack, lists, scanner, review queue, sample uploads; Ctrl-C stops it
+	$(CARGO) build -p hashgate-cli -p hashgate-scanner -p hashgate-review-api
 	scripts/stack.sh run
 
 demo-cli: ## The hashgate CLI alone on generated sample data (no stack)
@@ -30,13 +33,21 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: venv package ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack)
+unit: venv package $(CHROMIUM) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
 	@mkdir -p $(CARGO_TARGET_DIR)
 	# The end-to-end tests run the real binaries; cargo test builds a binary only for its
 	# own package's tests, so build them all first.
 	$(CARGO) build --workspace --bins
 	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee $(CARGO_TARGET_DIR)/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' $(CARGO_TARGET_DIR)/test.log
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+tests/browser/node_modules/.stamp: tests/browser/package-lock.json tests/browser/package.json
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	npm ci --prefix tests/browser --no-audit --no-fund
+	touch $@
 
 lint-infra: venv $(VENV)-checkov/.stamp ## cfn-lint and checkov on infra/template.yaml (zero errors, zero failed checks)
 	$(VENV)/bin/cfn-lint infra/template.yaml
@@ -58,7 +69,7 @@ bench-engines: ## Compare embedded storage engines for the exact store (10M entr
 	$(CARGO) run --release -p hashgate-bench --features engines --bin store-engines -- 10000000
 
 # Every function under functions/ that runs in Lambda (the CLI does not).
-FUNCTIONS := scanner
+FUNCTIONS := scanner review-api
 # x86_64 or arm64: must match the template's Architecture parameter.
 ARCH ?= x86_64
 LAMBDA_TARGET_x86_64 := x86_64-unknown-linux-gnu
@@ -87,8 +98,9 @@ clean: ## Remove build output and local state
 	rm -rf $(CARGO_TARGET_DIR) .local
 
 # --- Local AWS stack on the moto emulator, built from infra/template.yaml -------------------
-# `make up` writes .local/stack.env (endpoint, dummy credentials, HASHGATE_* resource names);
-# load it with `set -a; . .local/stack.env; set +a`.
+# `make up` writes .local/stack.env (endpoint, dummy credentials, HASHGATE_* resource names,
+# HASHGATE_REVIEW_URL) and .local/review-users.json (the local reviewers' passwords); load
+# the first with `set -a; . .local/stack.env; set +a`.
 
 .PHONY: venv up down stack-status
 
@@ -104,11 +116,11 @@ $(VENV)-checkov/.stamp: scripts/requirements-checkov.txt
 	$(VENV)-checkov/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
 	touch $@
 
-up: venv ## make run in the background: stack, sample lists, scanner worker; writes .local/stack.env
-	$(CARGO) build -p hashgate-cli -p hashgate-scanner
+up: venv ## make run in the background: stack, sample lists, scanner worker, review API; writes .local/stack.env
+	$(CARGO) build -p hashgate-cli -p hashgate-scanner -p hashgate-review-api
 	scripts/stack.sh up
 
-down: ## Stop the scanner worker and the local AWS stack
+down: ## Stop the review API, the scanner worker and the local AWS stack
 	scripts/stack.sh down
 
 stack-status: venv ## Is the local AWS stack up, and which of its resources exist

@@ -6,7 +6,8 @@
 Reads STATE_DIR/stack.env (written by `make up`), uploads the fixture files (some are on the
 sample hash lists that `make up` imports) and a few generated ones, waits until every upload
 has a result, and prints: each upload's result, the cases opened, what is in quarantine and
-on the review queue. The sample files are harmless text and random bytes.
+on the review queue, and where reviewers sign in to see them. The sample files are harmless
+text and random bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ def load_env(state_dir: Path) -> dict[str, str]:
             key, value = line.split("=", 1)
             env[key.removeprefix("export ").strip()] = value.strip().strip("'\"")
     return env
+
+
+def cases(dynamo, table: str) -> list[dict]:
+    """The case items of the case table (it also holds the reviewers' reveal counters)."""
+    items, args = [], {"TableName": table}
+    while True:
+        page = dynamo.scan(**args)
+        items += [i for i in page["Items"] if "record" in i and "key" in i]
+        if "LastEvaluatedKey" not in page:
+            return items
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def uploads() -> list[tuple[str, bytes]]:
@@ -89,8 +101,8 @@ def main() -> int:
     deadline = time.monotonic() + args.timeout
     results: dict[str, str] = {}
     while time.monotonic() < deadline and len(results) < len(versions):
-        cases = dynamo.scan(TableName=env["HASHGATE_CASE_TABLE"])["Items"]
-        quarantined = {c["key"]["S"]: c["case_id"]["S"] for c in cases}
+        opened = cases(dynamo, env["HASHGATE_CASE_TABLE"])
+        quarantined = {c["key"]["S"]: c["case_id"]["S"] for c in opened}
         for key, version in versions.items():
             if key not in results:
                 r = result(s3, bucket, key, version, quarantined)
@@ -103,9 +115,9 @@ def main() -> int:
     for key in versions:
         print(f"  {key:<{width}}  {results.get(key, 'PENDING (no result yet: see the scanner log)')}")
 
-    cases = dynamo.scan(TableName=env["HASHGATE_CASE_TABLE"])["Items"]
-    print(f"\n== cases ({len(cases)})")
-    for c in sorted(cases, key=lambda c: c["key"]["S"]):
+    opened = cases(dynamo, env["HASHGATE_CASE_TABLE"])
+    print(f"\n== cases ({len(opened)})")
+    for c in sorted(opened, key=lambda c: c["key"]["S"]):
         record = json.loads(c["record"]["S"])
         lists = sorted({m["list"] for m in record["matches"]})
         where = record.get("quarantine") or {}
@@ -115,9 +127,13 @@ def main() -> int:
         QueueUrl=env["HASHGATE_REVIEW_QUEUE_URL"], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     print(f"\n== review queue: {attrs['ApproximateNumberOfMessages']} case(s) waiting for a reviewer")
+    if "HASHGATE_REVIEW_URL" in env:
+        users = args.state_dir / "review-users.json"
+        print(f"   review them at {env['HASHGATE_REVIEW_URL']}: sign in as reviewer-a or reviewer-b")
+        print(f"   (passwords in {users})")
     scanned = len(results)
     clean = sum(1 for r in results.values() if r == "clean")
-    print(f"\n== {len(versions)} uploaded, {scanned} scanned: {clean} clean, {len(cases)} quarantined")
+    print(f"\n== {len(versions)} uploaded, {scanned} scanned: {clean} clean, {len(opened)} quarantined")
     return 0 if scanned == len(versions) else 1
 
 

@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
 """A local AWS stack for hashgate on the moto emulator, built from infra/template.yaml.
 
-    localstack.py up [--port 4566] [--stack hashgate] [--state-dir .local] [--param K=V]...
+    localstack.py up [--port 4566] [--review-port 8790] [--stack hashgate] [--state-dir .local]
+                     [--param K=V]...
     localstack.py down [--state-dir .local]
     localstack.py status [--stack hashgate] [--state-dir .local]
 
 `up` starts `moto_server` on 127.0.0.1:PORT in the background (`--port 0` picks a free
 port), reads the SAM template, evaluates its intrinsic functions the way CloudFormation
 would for a stack of that name in account 123456789012, region us-east-1 (moto's defaults),
-and creates every bucket, queue, queue policy, EventBridge rule, KMS key and alias and DynamoDB table
-it declares, with the template's settings. It then writes STATE_DIR/stack.env: the endpoint,
-dummy credentials, the HASHGATE_* resource names of the outputs and every variable the
-template sets in its functions' environments, as KEY=value lines
-(`set -a; . .local/stack.env; set +a`). Running `up` again is harmless: it reuses the
-running server, creates whatever is missing and rewrites stack.env.
+and creates every bucket, queue, queue policy, EventBridge rule, KMS key and alias, DynamoDB
+table (with its indexes) and Cognito user pool, app client and group it declares, with the
+template's settings. In the user pool it creates the local reviewers, reviewer-a and
+reviewer-b (group reviewer) and admin-a (group admin), with generated passwords written to
+STATE_DIR/review-users.json (mode 0600). It then writes STATE_DIR/stack.env: the endpoint,
+dummy credentials, the HASHGATE_* resource names of the outputs, every variable the
+template sets in its functions' environments, and the local-only ones (the identity
+provider's endpoint, where the review API listens and its URL), as KEY=value lines
+(`set -a; . .local/stack.env; set +a`). It does not start the review API (scripts/stack.sh
+does); REVIEW_PORT is where it is to listen: 8790 by default, a free port with `--port 0`
+unless `--review-port` says otherwise. Running `up` again is harmless: it reuses the
+running server (and its review port), creates whatever is missing, keeps the reviewers'
+passwords and rewrites stack.env.
 
 The template is the only source of names and settings. A resource type this script does
 not emulate (functions, roles, alarms, dashboards…) is listed as skipped; a property of an
@@ -29,7 +37,9 @@ import os
 import re
 import shlex
 import signal
+import secrets
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -66,7 +76,18 @@ OUTPUT_ENV = {
     "ScanQueueUrl": "HASHGATE_SCAN_QUEUE_URL",
     "ScanDeadLetterQueueUrl": "HASHGATE_SCAN_DLQ_URL",
     "ReviewQueueUrl": "HASHGATE_REVIEW_QUEUE_URL",
+    "AuditCheckpointBucketName": "HASHGATE_AUDIT_CHECKPOINT_BUCKET",
+    "AuditSigningKeyArn": "HASHGATE_AUDIT_SIGNING_KEY",
+    "ReviewUserPoolId": "HASHGATE_USER_POOL_ID",
+    "ReviewUserPoolClientId": "HASHGATE_USER_POOL_CLIENT_ID",
 }
+
+# The people of the local review queue: user name -> the group of the template's user pool
+# they are put in. Their generated passwords go to STATE_DIR/review-users.json.
+REVIEW_USERS = {"reviewer-a": "reviewer", "reviewer-b": "reviewer", "admin-a": "admin"}
+
+# Where the review API listens locally unless --port 0 (a free port) or --review-port.
+DEFAULT_REVIEW_PORT = 8790
 
 # Tag on each KMS key created here, so a second `up` finds the key again (keys have no name).
 KEY_TAG = "hashgate-local:logical-id"
@@ -418,6 +439,7 @@ class Provisioner:
         self.ddb = session.client("dynamodb", endpoint_url=endpoint, config=config)
         self.kms = session.client("kms", endpoint_url=endpoint, config=config)
         self.events = session.client("events", endpoint_url=endpoint, config=config)
+        self.idp = session.client("cognito-idp", endpoint_url=endpoint, config=config)
         self.handlers: dict[str, Callable[[str, dict, str], Outcome]] = {
             "AWS::S3::Bucket": self.bucket,
             "AWS::SQS::Queue": self.queue,
@@ -426,6 +448,9 @@ class Provisioner:
             "AWS::DynamoDB::Table": self.table,
             "AWS::KMS::Key": self.kms_key,
             "AWS::KMS::Alias": self.kms_alias,
+            "AWS::Cognito::UserPool": self.user_pool,
+            "AWS::Cognito::UserPoolClient": self.user_pool_client,
+            "AWS::Cognito::UserPoolGroup": self.user_pool_group,
         }
 
     # -- S3 ---------------------------------------------------------------------------------
@@ -471,7 +496,10 @@ class Provisioner:
                 api["Rule"] = {"DefaultRetention": rule}
                 span = ", ".join(f"{rule[u]} {u.lower()}" for u in ("Days", "Years") if u in rule)
                 notes.append(f"object lock {rule['Mode']} {span}")
-            self.s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=api)
+            # moto refuses to set it on a bucket that holds objects (a second `up` after
+            # a quarantine or a checkpoint), so an unchanged configuration is left alone.
+            if self._current_object_lock(name) != api:
+                self.s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=api)
         if "PublicAccessBlockConfiguration" in props:
             pab = {k: _bool(v) for k, v in props["PublicAccessBlockConfiguration"].items()}
             self.s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=pab)
@@ -542,6 +570,22 @@ class Provisioner:
                 described.append(f"{item['Event']} -> {item[target_key].rsplit(':', 1)[-1]}")
             api[api_key] = items
         return api, described
+
+    def _current_object_lock(self, bucket: str) -> dict | None:
+        """The bucket's object lock configuration in the shape `bucket` builds (moto
+        reports the unset one of Days and Years as 0)."""
+        try:
+            current = self.s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+        except ClientError as e:
+            if _code(e) != "ObjectLockConfigurationNotFoundError":
+                raise
+            return None
+        retention = (current.get("Rule") or {}).get("DefaultRetention")
+        if retention:
+            for unit in ("Days", "Years"):
+                if not retention.get(unit):
+                    retention.pop(unit, None)
+        return current
 
     def _current_notifications(self, bucket: str) -> dict:
         """The bucket's notification configuration in the shape _notifications builds."""
@@ -661,6 +705,13 @@ class Provisioner:
                     f"table {name} exists with key schema {described['KeySchema']}, but "
                     f"{where}.Properties.KeySchema says {key_schema}: run `down` and `up` again"
                 )
+            have = {i["IndexName"]: i["KeySchema"] for i in described.get("GlobalSecondaryIndexes", [])}
+            want = {i["IndexName"]: i["KeySchema"] for i in props.get("GlobalSecondaryIndexes", [])}
+            if have != want:
+                raise StackError(
+                    f"table {name} exists with global secondary indexes {have}, but "
+                    f"{where}.Properties.GlobalSecondaryIndexes says {want}: run `down` and `up` again"
+                )
             action = "exists"
         except ClientError as e:
             if _code(e) != "ResourceNotFoundException":
@@ -697,6 +748,9 @@ class Provisioner:
             )
             action = "created"
         notes = [" + ".join(f"{k['AttributeName']} ({k['KeyType']})" for k in key_schema)]
+        for index in props.get("GlobalSecondaryIndexes", []):
+            keys = " + ".join(f"{k['AttributeName']} ({k['KeyType']})" for k in index["KeySchema"])
+            notes.append(f"index {index['IndexName']}: {keys}")
         pitr = props.get("PointInTimeRecoverySpecification")
         if pitr is not None:
             enabled = _bool(pitr.get("PointInTimeRecoveryEnabled", False))
@@ -740,7 +794,7 @@ class Provisioner:
                     args[key] = props[key]
             key_id = self.kms.create_key(**args)["KeyMetadata"]["KeyId"]
             action = "created"
-        notes = []
+        notes = [f"{props['KeySpec']} {props.get('KeyUsage', '')}".strip()] if "KeySpec" in props else []
         if not _bool(props.get("Enabled", True)):
             self.kms.disable_key(KeyId=key_id)
             notes.append("disabled")
@@ -773,6 +827,171 @@ class Provisioner:
             action = "exists"
         return Outcome(Created(name), action, f"{name} -> {target}")
 
+    # -- Cognito ----------------------------------------------------------------------------
+
+    # CloudFormation properties of AWS::Cognito::UserPool passed to CreateUserPool as they
+    # are (UserPoolName is its PoolName; EnabledMfas is set with SetUserPoolMfaConfig).
+    USER_POOL_API_PROPS = {
+        "AccountRecoverySetting",
+        "AdminCreateUserConfig",
+        "AliasAttributes",
+        "AutoVerifiedAttributes",
+        "DeletionProtection",
+        "DeviceConfiguration",
+        "MfaConfiguration",
+        "Policies",
+        "Schema",
+        "UserPoolAddOns",
+        "UserPoolTags",
+        "UserPoolTier",
+        "UsernameAttributes",
+        "UsernameConfiguration",
+    }
+
+    def user_pool(self, logical: str, props: dict, where: str) -> Outcome:
+        name = props.get("UserPoolName") or f"{self.stack}-{logical}"
+        pool_id = self._find_user_pool(name)
+        action = "exists"
+        if pool_id is None:
+            args = {k: v for k, v in props.items() if k in self.USER_POOL_API_PROPS}
+            pool_id = self.idp.create_user_pool(PoolName=name, **args)["UserPool"]["Id"]
+            action = "created"
+        notes = []
+        mfa = props.get("MfaConfiguration", "OFF")
+        enabled = props.get("EnabledMfas") or []
+        if enabled:
+            unknown = sorted(set(enabled) - {"SOFTWARE_TOKEN_MFA"})
+            if unknown:
+                raise TemplateError(f"{where}.Properties.EnabledMfas: {', '.join(unknown)}: not emulated")
+            self.idp.set_user_pool_mfa_config(
+                UserPoolId=pool_id,
+                SoftwareTokenMfaConfiguration={"Enabled": True},
+                MfaConfiguration=mfa,
+            )
+        notes.append(f"MFA {mfa.lower()}" + (f" ({', '.join(enabled)})" if enabled else ""))
+        if _bool((props.get("AdminCreateUserConfig") or {}).get("AllowAdminCreateUserOnly", False)):
+            notes.append("admins create users")
+        policy = (props.get("Policies") or {}).get("PasswordPolicy")
+        if policy:
+            notes.append(f"passwords of {policy.get('MinimumLength', 8)}+ characters")
+        issuer = f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}"
+        attrs = {
+            "Arn": f"arn:{PARTITION}:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{pool_id}",
+            "ProviderName": issuer.removeprefix("https://"),
+            "ProviderURL": issuer,
+            "UserPoolId": pool_id,
+        }
+        return Outcome(Created(pool_id, attrs), action, f"{name}: {pool_id} ({', '.join(notes)})")
+
+    def _find_user_pool(self, name: str) -> str | None:
+        found = [
+            pool["Id"]
+            for page in self.idp.get_paginator("list_user_pools").paginate(MaxResults=60)
+            for pool in page["UserPools"]
+            if pool["Name"] == name
+        ]
+        if len(found) > 1:
+            raise StackError(f"{len(found)} user pools are named {name}: run `down` and `up` again")
+        return found[0] if found else None
+
+    # CloudFormation properties of AWS::Cognito::UserPoolClient; CreateUserPoolClient takes
+    # them under the same names.
+    USER_POOL_CLIENT_PROPS = {
+        "UserPoolId",
+        "ClientName",
+        "GenerateSecret",
+        "ExplicitAuthFlows",
+        "AccessTokenValidity",
+        "IdTokenValidity",
+        "RefreshTokenValidity",
+        "AuthSessionValidity",
+        "TokenValidityUnits",
+        "PreventUserExistenceErrors",
+        "EnableTokenRevocation",
+        "EnablePropagateAdditionalUserContextData",
+        "ReadAttributes",
+        "WriteAttributes",
+        "SupportedIdentityProviders",
+        "CallbackURLs",
+        "LogoutURLs",
+        "DefaultRedirectURI",
+        "AllowedOAuthFlows",
+        "AllowedOAuthScopes",
+        "AllowedOAuthFlowsUserPoolClient",
+    }
+
+    def user_pool_client(self, logical: str, props: dict, where: str) -> Outcome:
+        pool_id = props["UserPoolId"]
+        name = props.get("ClientName") or f"{self.stack}-{logical}"
+        found = [
+            client
+            for page in self.idp.get_paginator("list_user_pool_clients").paginate(
+                UserPoolId=pool_id, MaxResults=60
+            )
+            for client in page["UserPoolClients"]
+            if client["ClientName"] == name
+        ]
+        if found:
+            client_id, action = found[0]["ClientId"], "exists"
+            client = self.idp.describe_user_pool_client(UserPoolId=pool_id, ClientId=client_id)[
+                "UserPoolClient"
+            ]
+        else:
+            args = {k: v for k, v in props.items() if k != "ClientName"}
+            for key in ("GenerateSecret", "EnableTokenRevocation", "AllowedOAuthFlowsUserPoolClient"):
+                if key in args:
+                    args[key] = _bool(args[key])
+            client = self.idp.create_user_pool_client(ClientName=name, **args)["UserPoolClient"]
+            client_id, action = client["ClientId"], "created"
+        attrs = {"ClientId": client_id, "Name": name}
+        if client.get("ClientSecret"):
+            attrs["ClientSecret"] = client["ClientSecret"]
+        flows = ", ".join(props.get("ExplicitAuthFlows") or [])
+        return Outcome(Created(client_id, attrs), action, f"{name}: {client_id} ({flows})")
+
+    def user_pool_group(self, logical: str, props: dict, where: str) -> Outcome:
+        pool_id, name = props["UserPoolId"], props["GroupName"]
+        try:
+            self.idp.get_group(UserPoolId=pool_id, GroupName=name)
+            action = "exists"
+        except ClientError as e:
+            if _code(e) != "ResourceNotFoundException":
+                raise
+            args = {k: props[k] for k in ("Description", "Precedence", "RoleArn") if k in props}
+            if "Precedence" in args:
+                args["Precedence"] = int(args["Precedence"])
+            self.idp.create_group(UserPoolId=pool_id, GroupName=name, **args)
+            action = "created"
+        return Outcome(Created(name), action, f"{name} in {pool_id}")
+
+    def review_users(self, pool_id: str, known: dict[str, str]) -> dict[str, str]:
+        """Create (or find) REVIEW_USERS in the pool with permanent passwords, each in its
+        group; a password of `known` is kept, the others are generated. User name ->
+        password."""
+        passwords = {}
+        for user, group in REVIEW_USERS.items():
+            password = known.get(user) or _password()
+            try:
+                self.idp.admin_get_user(UserPoolId=pool_id, Username=user)
+            except ClientError as e:
+                if _code(e) != "UserNotFoundException":
+                    raise
+                self.idp.admin_create_user(UserPoolId=pool_id, Username=user, MessageAction="SUPPRESS")
+            self.idp.admin_set_user_password(
+                UserPoolId=pool_id, Username=user, Password=password, Permanent=True
+            )
+            try:
+                self.idp.admin_add_user_to_group(UserPoolId=pool_id, Username=user, GroupName=group)
+            except ClientError as e:
+                if _code(e) == "ResourceNotFoundException":
+                    raise StackError(
+                        f"user pool {pool_id} has no group {group!r} for {user}: the template's "
+                        "AWS::Cognito::UserPoolGroup resources must declare it"
+                    ) from e
+                raise
+            passwords[user] = password
+        return passwords
+
     # -- status -------------------------------------------------------------------------------
 
     def exists(self, rtype: str, name: str) -> bool:
@@ -785,6 +1004,8 @@ class Provisioner:
                 self.ddb.describe_table(TableName=name)
             elif rtype == "AWS::KMS::Alias":
                 self.kms.describe_key(KeyId=name)
+            elif rtype == "AWS::Cognito::UserPool":
+                return self._find_user_pool(name) is not None
             return True
         except ClientError:
             return False
@@ -808,6 +1029,9 @@ PROPERTIES: dict[str, set[str]] = {
     },
     "AWS::KMS::Alias": {"AliasName", "TargetKeyId"},
     "AWS::Events::Rule": {"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"},
+    "AWS::Cognito::UserPool": Provisioner.USER_POOL_API_PROPS | {"UserPoolName", "EnabledMfas"},
+    "AWS::Cognito::UserPoolClient": Provisioner.USER_POOL_CLIENT_PROPS,
+    "AWS::Cognito::UserPoolGroup": {"UserPoolId", "GroupName", "Description", "Precedence", "RoleArn"},
 }
 
 
@@ -858,6 +1082,17 @@ def _bool(value: Any) -> bool:
     raise TemplateError(f"not a boolean: {value!r}")
 
 
+def _password(length: int = 24) -> str:
+    """A random password with lower and upper case letters, digits and symbols, as any
+    Cognito password policy accepts."""
+    classes = [string.ascii_lowercase, string.ascii_uppercase, string.digits, "!#%+-.=@_"]
+    alphabet = "".join(classes)
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if all(any(c in cls for c in password) for cls in classes):
+            return password
+
+
 def _attribute(value: Any) -> str:
     """A CloudFormation property value as an SQS attribute string."""
     if isinstance(value, bool):
@@ -893,6 +1128,14 @@ class State:
     @property
     def env_file(self) -> Path:
         return self.dir / "stack.env"
+
+    @property
+    def review_port_file(self) -> Path:
+        return self.dir / "review.port"
+
+    @property
+    def users_file(self) -> Path:
+        return self.dir / "review-users.json"
 
     def running(self) -> tuple[int, int] | None:
         """(pid, port) of this state directory's moto server if it is alive, else None;
@@ -1119,6 +1362,7 @@ def write_env(
     template: Path,
     values: dict[str, str],
     functions: dict[str, str],
+    local: dict[str, str],
 ) -> None:
     missing = [name for name in OUTPUT_ENV if name not in values]
     if missing:
@@ -1142,6 +1386,9 @@ def write_env(
                 f"give {written[name]!r}"
             )
         written[name] = value
+    # What only the local stack has (its identity provider endpoint, where the review API
+    # listens): the emulator's, whatever a deployed function would use.
+    written.update(local)
     lines += [f"{name}={shlex.quote(value)}" for name, value in written.items()]
     tmp = state.env_file.with_suffix(".env.tmp")
     tmp.write_text("\n".join(lines) + "\n")
@@ -1169,7 +1416,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     params = ", ".join(f"{k}={v}" for k, v in evaluator.params.items())
     print(f"stack {args.stack!r} from {_rel(args.template)} ({params}):")
     for action, rtype, logical, summary in provision(evaluator, endpoint):
-        print(f"  {action:<8} {rtype:<25} {logical:<20} {summary}")
+        print(f"  {action:<8} {rtype:<28} {logical:<28} {summary}")
+    review_port = _review_port(state, args.review_port, args.port, reused=running is not None)
+    local = {
+        # The API fetches <endpoint>/<pool id>/.well-known/jwks.json, the page signs in there.
+        "HASHGATE_IDP_ENDPOINT": endpoint,
+        "HASHGATE_REVIEW_BIND": f"127.0.0.1:{review_port}",
+        "HASHGATE_REVIEW_URL": f"http://127.0.0.1:{review_port}",
+    }
+    pools = [
+        evaluator.resources[logical].ref
+        for logical in evaluator.active_resources()
+        if evaluator.template["Resources"][logical].get("Type") == "AWS::Cognito::UserPool"
+    ]
+    if len(pools) > 1:
+        raise TemplateError(f"{_rel(args.template)}: {len(pools)} user pools; the local reviewers go in one")
+    if pools:
+        create_review_users(state, endpoint, args.stack, pools[0])
     write_env(
         state,
         endpoint,
@@ -1177,15 +1440,55 @@ def cmd_up(args: argparse.Namespace) -> int:
         _rel(args.template),
         outputs(evaluator),
         function_environment(evaluator),
+        local,
     )
     print(f"wrote {_rel(state.env_file)}")
     return 0
 
 
+def create_review_users(state: State, endpoint: str, stack: str, pool_id: str) -> None:
+    """REVIEW_USERS in the pool; their passwords in STATE_DIR/review-users.json (0600),
+    kept from an earlier `up` of the same server."""
+    try:
+        known = json.loads(state.users_file.read_text())
+        known = {k: v for k, v in known.items() if isinstance(v, str)} if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    with_groups = ", ".join(f"{user} ({group})" for user, group in REVIEW_USERS.items())
+    passwords = Provisioner(endpoint, stack).review_users(pool_id, known)
+    tmp = state.users_file.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(passwords, f, indent=2)
+        f.write("\n")
+    os.chmod(tmp, 0o600)  # an older file of another mode is replaced, not reused
+    tmp.replace(state.users_file)
+    print(f"reviewers {with_groups} in {pool_id}; passwords in {_rel(state.users_file)}")
+
+
+def _review_port(state: State, requested: int | None, moto_port: int, reused: bool) -> int:
+    """Where the review API is to listen: --review-port if given (0: a free port); else the
+    port of an earlier `up` of this running server; else 8790, or a free port when moto's
+    was picked free (--port 0), so private stacks never collide."""
+    if requested is None and reused:
+        try:
+            return int(state.review_port_file.read_text().strip())
+        except (OSError, ValueError):
+            pass
+    if requested is None:
+        requested = 0 if moto_port == 0 else DEFAULT_REVIEW_PORT
+    port = _free_port() if requested == 0 else requested
+    state.review_port_file.write_text(f"{port}\n")
+    return port
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     state = State(args.state_dir)
     pid = stop_server(state)
-    state.env_file.unlink(missing_ok=True)  # it would point at a server that is gone
+    # They would point at a server that is gone (moto keeps no users once stopped).
+    state.env_file.unlink(missing_ok=True)
+    state.users_file.unlink(missing_ok=True)
+    state.review_port_file.unlink(missing_ok=True)
     if pid is None:
         print(f"moto was not running (no live pid in {_rel(state.pid_file)})")
     else:
@@ -1212,6 +1515,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "AWS::SQS::Queue": "QueueName",
         "AWS::DynamoDB::Table": "TableName",
         "AWS::KMS::Alias": "AliasName",
+        "AWS::Cognito::UserPool": "UserPoolName",
     }
     missing = 0
     print(f"stack {args.stack!r} from {_rel(args.template)}:")
@@ -1223,11 +1527,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         where = evaluator.where("Resources", logical, "Properties", prop)
         name = evaluator.eval((spec.get("Properties") or {}).get(prop), where)
         if not isinstance(name, str):
-            print(f"  {'?':<8} {spec['Type']:<25} {logical:<20} (no {prop} in the template)")
+            print(f"  {'?':<8} {spec['Type']:<28} {logical:<28} (no {prop} in the template)")
             continue
         present = provisioner.exists(spec["Type"], name)
         missing += not present
-        print(f"  {'present' if present else 'MISSING':<8} {spec['Type']:<25} {logical:<20} {name}")
+        print(f"  {'present' if present else 'MISSING':<8} {spec['Type']:<28} {logical:<28} {name}")
     env = state.env_file
     print(f"env: {_rel(env)}" if env.exists() else f"env: {_rel(env)} missing (run `up`)")
     return 1 if missing else 0
@@ -1254,7 +1558,8 @@ def main(argv: list[str] | None = None) -> int:
         "--state-dir",
         type=Path,
         default=DEFAULT_STATE_DIR,
-        help="where moto.pid, moto.port, moto.log and stack.env live (default: .local)",
+        help="where moto.pid, moto.port, moto.log, stack.env, review.port and review-users.json "
+        "live (default: .local)",
     )
     stack = argparse.ArgumentParser(add_help=False)
     stack.add_argument(
@@ -1275,6 +1580,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--port", type=int, default=4566, help="port on 127.0.0.1; 0 picks a free one (default: 4566)"
     )
+    up.add_argument(
+        "--review-port",
+        type=int,
+        default=None,
+        help="port on 127.0.0.1 for the review API (stack.env's HASHGATE_REVIEW_BIND); 0 picks a "
+        "free one (default: the running stack's, else 8790, or a free one with --port 0)",
+    )
     sub.add_parser("down", parents=[common], help="stop moto")
     sub.add_parser("status", parents=[common, stack], help="is moto up, which resources exist")
     args = parser.parse_args(argv)
@@ -1282,6 +1594,8 @@ def main(argv: list[str] | None = None) -> int:
     args.params = dict(getattr(args, "param_list", []))
     if args.command == "up" and not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port}: not a port number")
+    if args.command == "up" and args.review_port is not None and not 0 <= args.review_port <= 65535:
+        parser.error(f"--review-port {args.review_port}: not a port number")
     try:
         return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args)
     except (TemplateError, StackError) as e:

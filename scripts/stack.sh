@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole hashgate flow on this machine: the local AWS stack (moto, from
-# infra/template.yaml), the sample hash lists imported into its exact store, and the scanner
-# running as a worker on its scan queue.
+# infra/template.yaml, with the review queue's user pool and reviewers), the sample hash
+# lists imported into its exact store, the scanner running as a worker on its scan queue,
+# and the review API serving the reviewers' page on 127.0.0.1.
 #
 #   scripts/stack.sh up     start everything in the background (make up)
-#   scripts/stack.sh down   stop the scanner and the stack (make down)
+#   scripts/stack.sh down   stop the review API, the scanner and the stack (make down)
 #   scripts/stack.sh run    up, upload sample files, report what happened, run until Ctrl-C
 #
 # Needs `make venv` and the debug binaries (the Makefile targets take care of both).
@@ -18,6 +19,52 @@ mkdir -p "$state"
 
 scanner_running() {
   [[ -f $state/scanner.pid ]] && kill -0 "$(cat "$state/scanner.pid")" 2>/dev/null
+}
+
+review_running() {
+  [[ -f $state/review-api.pid ]] && kill -0 "$(cat "$state/review-api.pid")" 2>/dev/null
+}
+
+# Whether the review API answers 200 on /healthz (with the venv's Python: no curl needed).
+review_healthy() {
+  "$py" -c '
+import sys, urllib.request
+try:
+    sys.exit(0 if urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=2).status == 200 else 1)
+except Exception:
+    sys.exit(1)' "$HASHGATE_REVIEW_URL"
+}
+
+review_failed() {
+  echo "scripts/stack.sh: the review API $1; last lines of $state/review-api.log:" >&2
+  tail -n 20 "$state/review-api.log" >&2 || true
+  echo "(the stack and the scanner are still up: make down stops them)" >&2
+  exit 1
+}
+
+# The review API on HASHGATE_REVIEW_BIND (stack.env), up once /healthz answers 200.
+start_review() {
+  if review_running; then
+    echo "== review API already running (pid $(cat "$state/review-api.pid"))"
+    return
+  fi
+  HASHGATE_LOG=${HASHGATE_LOG:-info} nohup "$bin/review-api" >"$state/review-api.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$state/review-api.pid"
+  local deadline=$((SECONDS + 30))
+  until review_healthy && review_running; do
+    if ! review_running; then
+      rm -f "$state/review-api.pid"
+      review_failed "exited before answering on $HASHGATE_REVIEW_URL/healthz"
+    fi
+    if ((SECONDS >= deadline)); then
+      kill "$pid" 2>/dev/null || true
+      rm -f "$state/review-api.pid"
+      review_failed "(pid $pid) did not answer 200 on $HASHGATE_REVIEW_URL/healthz within 30 s"
+    fi
+    sleep 0.3
+  done
+  echo "== review API started (pid $pid, log $state/review-api.log)"
 }
 
 up() {
@@ -37,11 +84,20 @@ up() {
     echo $! >"$state/scanner.pid"
     echo "== scanner worker started (pid $!, log $state/scanner.log)"
   fi
+  start_review
   echo "== stack up; for scripts: set -a; . $state/stack.env; set +a"
+  echo
+  echo "== review queue: $HASHGATE_REVIEW_URL"
+  echo "   sign in as reviewer-a or reviewer-b (group reviewer), or admin-a (group admin);"
+  echo "   their passwords are in $state/review-users.json"
 }
 
 down() {
-  # On Ctrl-C the scanner has the signal too and may be gone already.
+  # On Ctrl-C the scanner and the review API have the signal too and may be gone already.
+  if review_running && kill "$(cat "$state/review-api.pid")" 2>/dev/null; then
+    echo "== review API stopped"
+  fi
+  rm -f "$state/review-api.pid"
   if scanner_running && kill "$(cat "$state/scanner.pid")" 2>/dev/null; then
     echo "== scanner stopped"
   fi
@@ -55,9 +111,11 @@ run() {
   trap 'echo; [[ -n $follower ]] && kill "$follower" 2>/dev/null; down; exit 0' INT TERM
   "$py" scripts/demo.py --state-dir "$state"
   echo
-  echo "== running: the scanner keeps watching the upload bucket. Ctrl-C stops everything."
+  echo "== running: the scanner keeps watching the upload bucket, the review queue is at"
+  echo "   $HASHGATE_REVIEW_URL (users and passwords in $state/review-users.json)."
+  echo "   Ctrl-C stops everything."
   echo "   (in another shell: set -a; . $state/stack.env; set +a, then upload or import lists)"
-  tail -n 0 -f "$state/scanner.log" &
+  tail -n 0 -f "$state/scanner.log" "$state/review-api.log" &
   follower=$!
   wait
 }
