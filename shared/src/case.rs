@@ -5,8 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::audit::{AuditAction, AuditEntry};
 use crate::digest::DigestSet;
 use crate::event::ObjectRef;
+use crate::review::{Classification, RestoredTo, Review};
 use crate::scan::Match;
 use crate::time::Timestamp;
 
@@ -48,15 +50,25 @@ pub enum CaseStatus {
     /// A reviewer found a false positive; the object was restored.
     #[serde(alias = "Released")]
     Released,
+    /// One reviewer confirmed; the two-person rule waits for a second.
+    AwaitingSecondReview,
+    /// A reviewer asked for a senior look; still open.
+    Escalated,
+    /// A reviewer found a false positive and the content is being restored (a restore
+    /// interrupted here is resumed, never started over).
+    Releasing,
 }
 
 impl CaseStatus {
-    pub const ALL: [CaseStatus; 5] = [
+    pub const ALL: [CaseStatus; 8] = [
         CaseStatus::PendingReview,
         CaseStatus::HeldInPlace,
         CaseStatus::ContentGone,
         CaseStatus::Confirmed,
         CaseStatus::Released,
+        CaseStatus::AwaitingSecondReview,
+        CaseStatus::Escalated,
+        CaseStatus::Releasing,
     ];
 
     /// The one spelling written to storage, queues and events.
@@ -67,7 +79,22 @@ impl CaseStatus {
             CaseStatus::ContentGone => "content_gone",
             CaseStatus::Confirmed => "confirmed",
             CaseStatus::Released => "released",
+            CaseStatus::AwaitingSecondReview => "awaiting_second_review",
+            CaseStatus::Escalated => "escalated",
+            CaseStatus::Releasing => "releasing",
         }
+    }
+
+    /// Still waiting for a decision (a restore in progress is not: it is decided).
+    pub const fn is_open(self) -> bool {
+        matches!(
+            self,
+            CaseStatus::PendingReview
+                | CaseStatus::HeldInPlace
+                | CaseStatus::ContentGone
+                | CaseStatus::AwaitingSecondReview
+                | CaseStatus::Escalated
+        )
     }
 
     /// The variant's name, as records written before [`CaseStatus::as_str`] spelled it.
@@ -78,6 +105,10 @@ impl CaseStatus {
             CaseStatus::ContentGone => "ContentGone",
             CaseStatus::Confirmed => "Confirmed",
             CaseStatus::Released => "Released",
+            // Written in the snake-case spelling from the start.
+            CaseStatus::AwaitingSecondReview => "awaiting_second_review",
+            CaseStatus::Escalated => "escalated",
+            CaseStatus::Releasing => "releasing",
         }
     }
 }
@@ -122,6 +153,19 @@ pub struct CaseRecord {
     /// field existed have none).
     #[serde(default)]
     pub uploaded_at: Option<Timestamp>,
+    /// The reviewers' decisions so far, oldest first.
+    #[serde(default)]
+    pub reviews: Vec<Review>,
+    /// The industry classification of a confirmed case (what its report carries).
+    #[serde(default)]
+    pub classification: Option<Classification>,
+    /// Where a false positive's content was put back.
+    #[serde(default)]
+    pub restored_to: Option<RestoredTo>,
+    /// Bumped by every change after creation; stores update a case only at the revision it
+    /// was read at, so two reviewers deciding at once cannot both win.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl CaseRecord {
@@ -131,46 +175,6 @@ impl CaseRecord {
             .map(|d| (d.algorithm().name().to_string(), d.to_hex()))
             .collect()
     }
-}
-
-/// What was done to a case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditAction {
-    /// The scanner copied the match to quarantine.
-    Quarantined,
-    /// The scanner tagged the match in place.
-    HeldInPlace,
-    /// The scanned version was gone before it could be copied.
-    ContentGone,
-}
-
-impl AuditAction {
-    /// The one spelling written to storage.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::Quarantined => "quarantined",
-            AuditAction::HeldInPlace => "held_in_place",
-            AuditAction::ContentGone => "content_gone",
-        }
-    }
-}
-
-impl std::fmt::Display for AuditAction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One action on a case, appended and never changed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub case_id: String,
-    pub at: Timestamp,
-    /// `scanner`, or the reviewer's identity.
-    pub actor: String,
-    pub action: AuditAction,
-    pub detail: String,
 }
 
 #[cfg(test)]

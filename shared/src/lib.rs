@@ -1,6 +1,7 @@
 //! hashgate's core: everything that decides, with no cloud types in its API.
 //!
-//! - [`case`]: case records, quarantine locations, the append-only audit entry.
+//! - [`audit`]: the hash-chained, append-only audit log, its verification and checkpoints.
+//! - [`case`]: case records, statuses, quarantine locations.
 //! - [`digest`]: algorithms, digest values, streaming multi-algorithm hashing.
 //! - [`event`]: upload events normalised from S3, SQS and EventBridge; case ids.
 //! - [`lists`]: clearinghouse hash-list formats (plain text, CSV, Project VIC / VICS JSON).
@@ -11,6 +12,8 @@
 //! - [`pipeline`]: one upload end to end over the storage ports (`ObjectStore`, `CaseStore`,
 //!   `Notifier`); the fast path from digests the object store vouches for.
 //! - [`quarantine`]: the quarantine protocol as a sans-IO state machine.
+//! - [`review`]: the review queue's rules: roles, decisions and the two-person rule, the
+//!   restore of a false positive (sans-IO), the queue's order and filters, its ports.
 //! - [`scan`]: the scan decision (digests → filter → exact store → verdict).
 //! - [`time`]: instants (`jiff::Timestamp`) and their RFC 3339 form.
 //!
@@ -18,6 +21,7 @@
 //! time and seeds are handed to it; adapters (`hashgate-local`, `hashgate-aws`) and the
 //! functions do the rest.
 
+pub mod audit;
 pub mod case;
 pub mod digest;
 pub mod event;
@@ -27,6 +31,7 @@ pub mod lists;
 pub mod memory;
 pub mod pipeline;
 pub mod quarantine;
+pub mod review;
 pub mod scan;
 pub mod store;
 pub mod time;

@@ -5,12 +5,17 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::case::{AuditEntry, CaseRecord};
+use crate::audit::{link, AuditEntry, ChainedEntry, Checkpoint, ReadCheckpoint};
+use crate::case::CaseRecord;
 use crate::digest::{digest_bytes, Algorithm, AlgorithmSet, Digest, Digested};
 use crate::event::ObjectRef;
 use crate::lists::{ListEntry, Provenance};
 use crate::pipeline::{CaseStore, Notifier, ObjectHead, ObjectStore, ReadResult, StorageError};
 use crate::quarantine::{Action, Outcome};
+use crate::review::{
+    created_key, page_of, CasePage, CaseQuery, Checkpoints, Evidence, EvidenceRead, RestoreAction,
+    RestoreOutcome, RestoredTo, RevealGrant, RevealRecord, ReviewStore, Updated,
+};
 use crate::store::{
     apply_entry, HashStore, ImportStats, Op, StoreError, StoreState, StoredDigest, StoredEntry,
 };
@@ -126,6 +131,9 @@ pub struct MemoryObjects {
     steps: Mutex<usize>,
     /// Refuse reads, as a store does for an object whose KMS key the scanner lacks.
     unreadable: Mutex<bool>,
+    content_types: Mutex<BTreeMap<(String, String), String>>,
+    /// The case a restored object came back from ([`crate::review::RESTORED_CASE_METADATA`]).
+    markers: Mutex<BTreeMap<(String, String), String>>,
 }
 
 impl MemoryObjects {
@@ -134,6 +142,17 @@ impl MemoryObjects {
             (bucket.into(), key.into()),
             (etag_of(content), content.to_vec(), vec![]),
         );
+    }
+
+    pub fn set_content_type(&self, bucket: &str, key: &str, content_type: &str) {
+        lock(&self.content_types).insert((bucket.into(), key.into()), content_type.into());
+    }
+
+    /// The case whose restore wrote this object, if one did.
+    pub fn restored_case(&self, bucket: &str, key: &str) -> Option<String> {
+        lock(&self.markers)
+            .get(&(bucket.to_string(), key.to_string()))
+            .cloned()
     }
 
     pub fn get(&self, bucket: &str, key: &str) -> Option<Stored> {
@@ -252,39 +271,277 @@ impl ObjectStore for MemoryObjects {
     }
 }
 
-/// Cases and their audit entries in memory.
+impl Evidence for MemoryObjects {
+    async fn content_type(&self, case: &CaseRecord) -> Result<Option<String>, StorageError> {
+        Ok(lock(&self.content_types)
+            .get(&evidence_place(case))
+            .cloned())
+    }
+
+    async fn read(&self, case: &CaseRecord, max_bytes: u64) -> Result<EvidenceRead, StorageError> {
+        let (bucket, key) = evidence_place(case);
+        let Some((_, content, _)) = self.get(&bucket, &key) else {
+            return Ok(EvidenceRead::Missing);
+        };
+        if content.len() as u64 > max_bytes {
+            return Ok(EvidenceRead::TooLarge {
+                size: content.len() as u64,
+            });
+        }
+        Ok(EvidenceRead::Bytes {
+            content_type: lock(&self.content_types).get(&(bucket, key)).cloned(),
+            bytes: content,
+        })
+    }
+
+    async fn restore_step(&self, action: &RestoreAction) -> Result<RestoreOutcome, StorageError> {
+        let n = {
+            let mut s = lock(&self.steps);
+            *s += 1;
+            *s
+        };
+        if *lock(&self.fail_step) == Some(n) {
+            *lock(&self.fail_step) = None;
+            return Err(injected("restore step"));
+        }
+        match action {
+            RestoreAction::Place {
+                case_id,
+                from,
+                candidates,
+            } => {
+                let Some((_, content, _)) = self.get(&from.bucket, &from.key) else {
+                    return Err(StorageError {
+                        operation: "restore",
+                        target: format!("{}/{}", from.bucket, from.key),
+                        message: "the quarantined copy is missing".into(),
+                    });
+                };
+                for c in candidates {
+                    let place = (c.bucket.clone(), c.key.clone());
+                    let marker = lock(&self.markers).get(&place).cloned();
+                    match (self.get(&c.bucket, &c.key), marker) {
+                        (Some(_), Some(m)) if m == *case_id => {}
+                        (Some(_), _) => continue,
+                        (None, _) => {
+                            self.put(&c.bucket, &c.key, &content);
+                            lock(&self.markers).insert(place, case_id.clone());
+                        }
+                    }
+                    return Ok(RestoreOutcome::Placed(RestoredTo {
+                        bucket: c.bucket.clone(),
+                        key: c.key.clone(),
+                        version_id: None,
+                    }));
+                }
+                Ok(RestoreOutcome::NoFreePlace)
+            }
+            RestoreAction::Verify { placed, algorithms } => {
+                let content = self
+                    .get(&placed.bucket, &placed.key)
+                    .map(|s| s.1)
+                    .unwrap_or_default();
+                Ok(RestoreOutcome::Verified(digest_bytes(
+                    &content,
+                    algorithms.iter().copied().collect(),
+                )))
+            }
+            RestoreAction::Unhold { object } => {
+                if let Some(entry) =
+                    lock(&self.objects).get_mut(&(object.bucket.clone(), object.key.clone()))
+                {
+                    entry.2.retain(|t| t != "held");
+                    entry.2.push("released".into());
+                }
+                Ok(RestoreOutcome::Unheld)
+            }
+            RestoreAction::Finish => Err(StorageError {
+                operation: "restore",
+                target: "memory".into(),
+                message: "finishing is the case store's write".into(),
+            }),
+        }
+    }
+}
+
+/// Where a case's content is: its quarantined copy, or the object held in place.
+fn evidence_place(case: &CaseRecord) -> (String, String) {
+    match &case.quarantine {
+        Some(q) => (q.bucket.clone(), q.key.clone()),
+        None => (case.object.bucket.clone(), case.object.key.clone()),
+    }
+}
+
+/// Cases, the audit chain and the reveal tallies in memory.
 #[derive(Debug, Default)]
 pub struct MemoryCases {
-    cases: Mutex<Vec<(CaseRecord, AuditEntry)>>,
+    cases: Mutex<BTreeMap<String, CaseRecord>>,
+    chain: Mutex<Vec<ChainedEntry>>,
+    reveals: Mutex<BTreeMap<(String, String), Vec<RevealRecord>>>,
     fail_next: Mutex<bool>,
 }
 
 impl MemoryCases {
     pub fn records(&self) -> Vec<CaseRecord> {
-        lock(&self.cases).iter().map(|(r, _)| r.clone()).collect()
+        lock(&self.cases).values().cloned().collect()
     }
 
+    /// Every audit entry, in chain order.
     pub fn audit(&self) -> Vec<AuditEntry> {
-        lock(&self.cases).iter().map(|(_, a)| a.clone()).collect()
+        lock(&self.chain).iter().map(|e| e.entry.clone()).collect()
+    }
+
+    /// The chain itself, for tests that tamper with it.
+    pub fn chain_entries(&self) -> std::sync::MutexGuard<'_, Vec<ChainedEntry>> {
+        lock(&self.chain)
     }
 
     /// Fail the next write once.
     pub fn fail_next(&self) {
         *lock(&self.fail_next) = true;
     }
+
+    fn injected_failure(&self) -> Result<(), StorageError> {
+        if std::mem::take(&mut *lock(&self.fail_next)) {
+            return Err(injected("case write"));
+        }
+        Ok(())
+    }
+
+    fn link(chain: &mut Vec<ChainedEntry>, entry: AuditEntry) -> ChainedEntry {
+        let linked = link(chain.last(), entry);
+        chain.push(linked.clone());
+        linked
+    }
 }
 
 impl CaseStore for MemoryCases {
     async fn create(&self, r: &CaseRecord, audit: &AuditEntry) -> Result<bool, StorageError> {
-        if std::mem::take(&mut *lock(&self.fail_next)) {
-            return Err(injected("case write"));
-        }
+        self.injected_failure()?;
         let mut cases = lock(&self.cases);
-        if cases.iter().any(|(c, _)| c.case_id == r.case_id) {
+        if cases.contains_key(&r.case_id) {
             return Ok(false);
         }
-        cases.push((r.clone(), audit.clone()));
+        cases.insert(r.case_id.clone(), r.clone());
+        Self::link(&mut lock(&self.chain), audit.clone());
         Ok(true)
+    }
+}
+
+impl ReviewStore for MemoryCases {
+    async fn case(&self, case_id: &str) -> Result<Option<CaseRecord>, StorageError> {
+        Ok(lock(&self.cases).get(case_id).cloned())
+    }
+
+    async fn cases(&self, query: &CaseQuery) -> Result<CasePage, StorageError> {
+        let mut all: Vec<CaseRecord> = lock(&self.cases).values().cloned().collect();
+        all.sort_by_key(created_key);
+        Ok(page_of(&all, query))
+    }
+
+    async fn history(&self, case_id: &str) -> Result<Vec<ChainedEntry>, StorageError> {
+        Ok(lock(&self.chain)
+            .iter()
+            .filter(|e| e.entry.case_id == case_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn append(&self, entry: AuditEntry) -> Result<ChainedEntry, StorageError> {
+        self.injected_failure()?;
+        Ok(Self::link(&mut lock(&self.chain), entry))
+    }
+
+    async fn update(&self, case: &CaseRecord, entry: AuditEntry) -> Result<Updated, StorageError> {
+        self.injected_failure()?;
+        let mut cases = lock(&self.cases);
+        let stored = cases.get(&case.case_id).map(|c| c.revision);
+        if stored.is_none() || stored.map(|r| r + 1) != Some(case.revision) {
+            return Ok(Updated::Conflict);
+        }
+        cases.insert(case.case_id.clone(), case.clone());
+        Ok(Updated::Written(Self::link(&mut lock(&self.chain), entry)))
+    }
+
+    async fn take_reveal(
+        &self,
+        user: &str,
+        day: &str,
+        limit: u32,
+        reveal: &RevealRecord,
+    ) -> Result<RevealGrant, StorageError> {
+        self.injected_failure()?;
+        let mut tallies = lock(&self.reveals);
+        let tally = tallies.entry((user.into(), day.into())).or_default();
+        let used = tally.len() as u32;
+        if used >= limit {
+            return Ok(RevealGrant::Exhausted { used });
+        }
+        tally.push(reveal.clone());
+        Ok(RevealGrant::Granted { used: used + 1 })
+    }
+
+    async fn reveals(&self, user: &str, day: &str) -> Result<Vec<RevealRecord>, StorageError> {
+        Ok(lock(&self.reveals)
+            .get(&(user.to_string(), day.to_string()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn chain(&self, after: u64, limit: usize) -> Result<Vec<ChainedEntry>, StorageError> {
+        Ok(lock(&self.chain)
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn head(&self) -> Result<Option<ChainedEntry>, StorageError> {
+        Ok(lock(&self.chain).last().cloned())
+    }
+}
+
+/// Checkpoints in memory; a signature is the checkpoint's bytes under a fixed test key.
+#[derive(Debug, Default)]
+pub struct MemoryCheckpoints {
+    written: Mutex<Vec<(Checkpoint, Vec<u8>)>>,
+}
+
+impl MemoryCheckpoints {
+    fn sign(cp: &Checkpoint) -> Vec<u8> {
+        let mut bytes = b"memory-key:".to_vec();
+        bytes.extend(cp.signed_bytes());
+        bytes
+    }
+
+    /// Damage the signature of the nth checkpoint written.
+    pub fn corrupt_signature(&self, n: usize) {
+        if let Some((_, sig)) = lock(&self.written).get_mut(n) {
+            sig.push(0);
+        }
+    }
+}
+
+impl Checkpoints for MemoryCheckpoints {
+    async fn latest(&self) -> Result<Option<Checkpoint>, StorageError> {
+        Ok(lock(&self.written).last().map(|(c, _)| c.clone()))
+    }
+
+    async fn write(&self, checkpoint: &Checkpoint) -> Result<(), StorageError> {
+        lock(&self.written).push((checkpoint.clone(), Self::sign(checkpoint)));
+        Ok(())
+    }
+
+    async fn all(&self) -> Result<Vec<ReadCheckpoint>, StorageError> {
+        Ok(lock(&self.written)
+            .iter()
+            .map(|(c, sig)| ReadCheckpoint {
+                name: c.object_key(),
+                checkpoint: c.clone(),
+                signature_valid: *sig == Self::sign(c),
+            })
+            .collect())
     }
 }
 

@@ -107,17 +107,15 @@ impl Plan {
             status,
             created_at: self.now,
             uploaded_at: self.uploaded_at,
+            reviews: Vec::new(),
+            classification: None,
+            restored_to: None,
+            revision: 0,
         }
     }
 
     fn audit(&self, action: AuditAction, detail: String) -> AuditEntry {
-        AuditEntry {
-            case_id: self.case_id(),
-            at: self.now,
-            actor: "scanner".into(),
-            action,
-            detail,
-        }
+        AuditEntry::new(self.case_id(), self.now, "scanner", action, detail)
     }
 }
 
