@@ -100,6 +100,11 @@ impl Stack {
         &self.env
     }
 
+    /// The stack's state directory (`stack.env`, `review-users.json`, the emulator's log).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
     /// A command with the stack's environment (and nothing of the caller's AWS settings).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
