@@ -1079,7 +1079,12 @@
       const data = await apiJson(apiPath('cases', cur.id, 'decision'), { method: 'POST', body: body });
       if (state.current !== cur) return;
       const before = cur.data ? cur.data.status : null;
-      if (data && data.case) renderCase(data.case, data.audit);
+      if (data && data.case) {
+        // A decision's answer may leave out what only the case view reads (the content type).
+        const merged = Object.assign({}, data.case);
+        if (merged.content_type == null && cur.data) merged.content_type = cur.data.content_type;
+        renderCase(merged, data.audit);
+      }
       resetDecisionForm();
       renderDecisionAvailability(cur.data);
       const now = cur.data ? cur.data.status : null;
