@@ -738,6 +738,104 @@ pub trait Checkpoints: Send + Sync {
     fn all(&self) -> impl Future<Output = Result<Vec<ReadCheckpoint>, StorageError>> + Send;
 }
 
+/// A shared store is a store: the service and the tests hold the same one.
+impl<T: ReviewStore> ReviewStore for std::sync::Arc<T> {
+    fn case(
+        &self,
+        case_id: &str,
+    ) -> impl Future<Output = Result<Option<CaseRecord>, StorageError>> + Send {
+        (**self).case(case_id)
+    }
+    fn cases(
+        &self,
+        query: &CaseQuery,
+    ) -> impl Future<Output = Result<CasePage, StorageError>> + Send {
+        (**self).cases(query)
+    }
+    fn history(
+        &self,
+        case_id: &str,
+    ) -> impl Future<Output = Result<Vec<ChainedEntry>, StorageError>> + Send {
+        (**self).history(case_id)
+    }
+    fn append(
+        &self,
+        entry: AuditEntry,
+    ) -> impl Future<Output = Result<ChainedEntry, StorageError>> + Send {
+        (**self).append(entry)
+    }
+    fn update(
+        &self,
+        case: &CaseRecord,
+        entry: AuditEntry,
+    ) -> impl Future<Output = Result<Updated, StorageError>> + Send {
+        (**self).update(case, entry)
+    }
+    fn take_reveal(
+        &self,
+        user: &str,
+        day: &str,
+        limit: u32,
+        reveal: &RevealRecord,
+    ) -> impl Future<Output = Result<RevealGrant, StorageError>> + Send {
+        (**self).take_reveal(user, day, limit, reveal)
+    }
+    fn reveals(
+        &self,
+        user: &str,
+        day: &str,
+    ) -> impl Future<Output = Result<Vec<RevealRecord>, StorageError>> + Send {
+        (**self).reveals(user, day)
+    }
+    fn chain(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ChainedEntry>, StorageError>> + Send {
+        (**self).chain(after, limit)
+    }
+    fn head(&self) -> impl Future<Output = Result<Option<ChainedEntry>, StorageError>> + Send {
+        (**self).head()
+    }
+}
+
+impl<T: Evidence> Evidence for std::sync::Arc<T> {
+    fn content_type(
+        &self,
+        case: &CaseRecord,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send {
+        (**self).content_type(case)
+    }
+    fn read(
+        &self,
+        case: &CaseRecord,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<EvidenceRead, StorageError>> + Send {
+        (**self).read(case, max_bytes)
+    }
+    fn restore_step(
+        &self,
+        action: &RestoreAction,
+    ) -> impl Future<Output = Result<RestoreOutcome, StorageError>> + Send {
+        (**self).restore_step(action)
+    }
+}
+
+impl<T: Checkpoints> Checkpoints for std::sync::Arc<T> {
+    fn latest(&self) -> impl Future<Output = Result<Option<Checkpoint>, StorageError>> + Send {
+        (**self).latest()
+    }
+    fn write(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        (**self).write(checkpoint)
+    }
+    fn all(&self) -> impl Future<Output = Result<Vec<ReadCheckpoint>, StorageError>> + Send {
+        (**self).all()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
