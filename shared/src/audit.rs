@@ -406,7 +406,8 @@ impl Verifier {
             .filter(|(seq, _)| **seq > last)
             .flat_map(|(seq, cps)| cps.iter().map(move |c| (*seq, c.name.clone())))
             .collect();
-        if let Some((seq, name)) = beyond.into_iter().next() {
+        // (Once broken, the walk stopped early: only an intact chain can be "too short".)
+        if let Some((seq, name)) = beyond.into_iter().next().filter(|_| self.broken.is_none()) {
             self.fail(
                 last + 1,
                 format!(

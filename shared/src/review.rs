@@ -10,7 +10,9 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditAction, AuditEntry, ChainedEntry, Checkpoint, ReadCheckpoint};
+use crate::audit::{
+    AuditAction, AuditEntry, ChainedEntry, Checkpoint, ReadCheckpoint, Verification, Verifier,
+};
 use crate::case::{CaseRecord, CaseStatus, QuarantineLocation};
 use crate::digest::{Algorithm, DigestSet};
 use crate::event::ObjectRef;
@@ -738,6 +740,48 @@ pub trait Checkpoints: Send + Sync {
     fn all(&self) -> impl Future<Output = Result<Vec<ReadCheckpoint>, StorageError>> + Send;
 }
 
+/// Verify the whole chain in `store` against every checkpoint, paging through it.
+pub async fn verify_chain<S: ReviewStore, C: Checkpoints>(
+    store: &S,
+    checkpoints: &C,
+) -> Result<Verification, StorageError> {
+    const PAGE: usize = 1000;
+    let mut verifier = Verifier::new(checkpoints.all().await?);
+    let mut after = 0;
+    loop {
+        let page = store.chain(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            verifier.push(e);
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    Ok(verifier.finish())
+}
+
+/// Sign and write a checkpoint of the chain's head at `now`, unless the newest checkpoint
+/// covers it already; the checkpoint that covers the head either way (none for an empty
+/// chain).
+pub async fn checkpoint_now<S: ReviewStore, C: Checkpoints>(
+    store: &S,
+    checkpoints: &C,
+    now: Timestamp,
+) -> Result<Option<Checkpoint>, StorageError> {
+    let Some(head) = store.head().await? else {
+        return Ok(None);
+    };
+    let latest = checkpoints.latest().await?;
+    if latest.as_ref().is_some_and(|c| c.seq >= head.seq) {
+        return Ok(latest);
+    }
+    let cp = Checkpoint::of(&head, now);
+    checkpoints.write(&cp).await?;
+    Ok(Some(cp))
+}
+
 /// A shared store is a store: the service and the tests hold the same one.
 impl<T: ReviewStore> ReviewStore for std::sync::Arc<T> {
     fn case(
@@ -1245,6 +1289,49 @@ mod tests {
         assert!(!w.held);
         assert_eq!(done.status, CaseStatus::Released);
         assert_eq!(done.restored_to, None);
+    }
+
+    #[test]
+    fn a_chain_in_a_store_verifies_page_by_page_with_its_checkpoints() {
+        use crate::memory::{MemoryCases, MemoryCheckpoints};
+        let store = MemoryCases::default();
+        let checkpoints = MemoryCheckpoints::default();
+        pollster::block_on(async {
+            assert_eq!(
+                checkpoint_now(&store, &checkpoints, now()).await.unwrap(),
+                None
+            );
+            for i in 0..2500u64 {
+                store
+                    .append(AuditEntry::new(
+                        format!("case-{}", i % 7),
+                        now(),
+                        "reviewer-a",
+                        AuditAction::Viewed,
+                        "",
+                    ))
+                    .await
+                    .unwrap();
+            }
+            let cp = checkpoint_now(&store, &checkpoints, now())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(cp.seq, 2500);
+            // Already covered: nothing new is written.
+            let again = checkpoint_now(&store, &checkpoints, now())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(again, cp);
+            assert_eq!(checkpoints.all().await.unwrap().len(), 1);
+            let v = verify_chain(&store, &checkpoints).await.unwrap();
+            assert!(v.ok, "{v:?}");
+            assert_eq!(v.entries, 2500);
+            store.chain_entries().remove(1500);
+            let v = verify_chain(&store, &checkpoints).await.unwrap();
+            assert_eq!(v.first_broken.unwrap().seq, 1502);
+        });
     }
 
     #[test]

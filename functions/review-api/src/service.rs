@@ -5,14 +5,12 @@
 
 use std::sync::Arc;
 
-use hashgate_core::audit::{
-    AuditAction, AuditEntry, ChainedEntry, Checkpoint, Verification, Verifier,
-};
+use hashgate_core::audit::{AuditAction, AuditEntry, ChainedEntry, Checkpoint, Verification};
 use hashgate_core::case::{CaseRecord, CaseStatus};
 use hashgate_core::pipeline::StorageError;
 use hashgate_core::review::{
-    decide, reveal_day, CasePage, CaseQuery, Checkpoints, Classification, Decision, Evidence,
-    EvidenceRead, Identity, Refusal, Restore, RestoreAction, RestoreError, RevealGrant,
+    decide, reveal_day, verify_chain, CasePage, CaseQuery, Checkpoints, Classification, Decision,
+    Evidence, EvidenceRead, Identity, Refusal, Restore, RestoreAction, RestoreError, RevealGrant,
     RevealRecord, ReviewPolicy, ReviewStore, Updated,
 };
 use hashgate_core::time::Timestamp;
@@ -134,21 +132,6 @@ impl<S: ReviewStore, E: Evidence, C: Checkpoints> Service<S, E, C> {
                 tracing::warn!(error = %e, seq = head.seq, "writing an audit checkpoint failed");
             }
         }
-    }
-
-    /// Write a checkpoint of the current head now (the `hashgate audit checkpoint` command
-    /// and scheduled runs), unless the newest one already covers it.
-    pub async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, ServiceError> {
-        let Some(head) = self.store.head().await? else {
-            return Ok(None);
-        };
-        let latest = self.checkpoints.latest().await?;
-        if latest.as_ref().is_some_and(|c| c.seq >= head.seq) {
-            return Ok(latest);
-        }
-        let cp = Checkpoint::of(&head, self.now());
-        self.checkpoints.write(&cp).await?;
-        Ok(Some(cp))
     }
 
     pub async fn list(&self, query: &CaseQuery) -> Result<CasePage, ServiceError> {
@@ -364,28 +347,6 @@ impl<S: ReviewStore, E: Evidence, C: Checkpoints> Service<S, E, C> {
 
     /// Verify the whole chain against every checkpoint.
     pub async fn verify(&self) -> Result<Verification, ServiceError> {
-        verify_chain(&self.store, &self.checkpoints).await
+        Ok(verify_chain(&self.store, &self.checkpoints).await?)
     }
-}
-
-/// Page through the chain with a [`Verifier`].
-pub async fn verify_chain<S: ReviewStore, C: Checkpoints>(
-    store: &S,
-    checkpoints: &C,
-) -> Result<Verification, ServiceError> {
-    const PAGE: usize = 1000;
-    let mut verifier = Verifier::new(checkpoints.all().await?);
-    let mut after = 0;
-    loop {
-        let page = store.chain(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in &page {
-            verifier.push(e);
-        }
-        if page.len() < PAGE {
-            break;
-        }
-    }
-    Ok(verifier.finish())
 }
