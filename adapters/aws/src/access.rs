@@ -21,7 +21,16 @@ pub enum Resource {
     FilterBucket,
     HashTable,
     CaseTable,
+    /// The case table's index `by_created`: the review queue.
+    CaseQueueIndex,
     AuditTable,
+    /// The audit table's index `by_case`: one case's history.
+    AuditCaseIndex,
+    /// Objects of the audit checkpoint bucket (the signed checkpoints).
+    CheckpointObjects,
+    CheckpointBucket,
+    /// The KMS key that signs audit checkpoints.
+    SigningKey,
     ReviewQueue,
     EventBus,
     /// The queue of upload events the scanner consumes.
@@ -36,7 +45,10 @@ impl Resource {
     pub fn is_objects(self) -> bool {
         matches!(
             self,
-            Resource::ScannedObjects | Resource::QuarantineObjects | Resource::FilterObjects
+            Resource::ScannedObjects
+                | Resource::QuarantineObjects
+                | Resource::FilterObjects
+                | Resource::CheckpointObjects
         )
     }
 }
@@ -181,7 +193,8 @@ pub const HASHES_WRITE: &[Need] = &[
     need(&["Scan"], &["dynamodb:Scan"], Resource::HashTable),
 ];
 
-/// [`crate::dynamo::DynamoCases`]: a case and its audit entry in one transaction.
+/// [`crate::dynamo::DynamoCases`] as the scanner uses it (`CaseStore`): a case and its
+/// audit entry in one transaction.
 pub const CASES: &[Need] = &[
     // TransactWriteItems is authorised per item, as the PutItem it contains.
     need(
@@ -194,7 +207,132 @@ pub const CASES: &[Need] = &[
         &["dynamodb:PutItem"],
         Resource::AuditTable,
     ),
+    // The chain's head, which the new entry is linked after.
+    need(&["Query"], &["dynamodb:Query"], Resource::AuditTable),
+    // A case a retry finds existing is read back.
     need(&["GetItem"], &["dynamodb:GetItem"], Resource::CaseTable),
+];
+
+/// [`crate::dynamo::DynamoCases`] as the review service uses it (`ReviewStore`): cases,
+/// the queue, decisions, reveal tallies and the audit chain.
+pub const REVIEW_CASES: &[Need] = &[
+    // A case; a reviewer's reveal tally.
+    need(&["GetItem"], &["dynamodb:GetItem"], Resource::CaseTable),
+    need(&["Query"], &["dynamodb:Query"], Resource::CaseQueueIndex),
+    // A decision: the case (conditional on its revision) and its audit entry, one
+    // transaction, authorised per item as the PutItem it contains.
+    need(
+        &["TransactWriteItems"],
+        &["dynamodb:PutItem"],
+        Resource::CaseTable,
+    ),
+    need(
+        &["TransactWriteItems", "PutItem"],
+        &["dynamodb:PutItem"],
+        Resource::AuditTable,
+    ),
+    // Counting a reveal below the day's limit.
+    need(
+        &["UpdateItem"],
+        &["dynamodb:UpdateItem"],
+        Resource::CaseTable,
+    ),
+    // The chain's head and the chain in order.
+    need(&["Query"], &["dynamodb:Query"], Resource::AuditTable),
+    need(&["Query"], &["dynamodb:Query"], Resource::AuditCaseIndex),
+];
+
+/// [`crate::s3::S3Objects`] as the review service uses it (`Evidence`): previews of the
+/// evidence, and restores of false positives to the buckets they came from.
+pub const EVIDENCE: &[Need] = &[
+    // The quarantined copy: HEAD (size, content type), GET for a preview, and the source
+    // of a restore, by version.
+    need(
+        &["HeadObject", "GetObject", "CopyObject", "UploadPartCopy"],
+        &["s3:GetObject", "s3:GetObjectVersion"],
+        Resource::QuarantineObjects,
+    ),
+    // A copy takes the source's tags with it.
+    need(
+        &["CopyObject"],
+        &["s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
+        Resource::QuarantineObjects,
+    ),
+    // Without ListBucket a HEAD of a missing copy answers 403, not 404.
+    need(
+        &["HeadObject", "GetObject"],
+        &["s3:ListBucket"],
+        Resource::QuarantineBucket,
+    ),
+    need(
+        &["GetObject", "CopyObject", "UploadPartCopy"],
+        &["kms:Decrypt"],
+        Resource::QuarantineKey,
+    ),
+    // An object held in place (preview), a restore's candidate keys (HEAD), the restored
+    // copy read back by version to verify it.
+    need(
+        &["HeadObject", "GetObject"],
+        &["s3:GetObject", "s3:GetObjectVersion"],
+        Resource::ScannedObjects,
+    ),
+    need(
+        &["HeadObject", "GetObject"],
+        &["s3:ListBucket"],
+        Resource::ScannedBuckets,
+    ),
+    // The restored copy (multipart above 5 GiB), never over an existing object.
+    need(
+        &[
+            "CopyObject",
+            "CreateMultipartUpload",
+            "UploadPartCopy",
+            "CompleteMultipartUpload",
+        ],
+        &["s3:PutObject"],
+        Resource::ScannedObjects,
+    ),
+    need(
+        &["AbortMultipartUpload"],
+        &["s3:AbortMultipartUpload"],
+        Resource::ScannedObjects,
+    ),
+    // Releasing a hold in place: the result tag becomes `released`, the owner's tags stay.
+    need(
+        &["GetObjectTagging"],
+        &["s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
+        Resource::ScannedObjects,
+    ),
+    need(
+        &["PutObjectTagging"],
+        &["s3:PutObjectTagging", "s3:PutObjectVersionTagging"],
+        Resource::ScannedObjects,
+    ),
+];
+
+/// [`crate::checkpoint::S3Checkpoints`]: sign checkpoints of the audit chain's head, write
+/// them (never over an existing one), list, read and verify them.
+pub const CHECKPOINTS: &[Need] = &[
+    need(
+        &["PutObject"],
+        &["s3:PutObject"],
+        Resource::CheckpointObjects,
+    ),
+    need(
+        &["GetObject"],
+        &["s3:GetObject"],
+        Resource::CheckpointObjects,
+    ),
+    need(
+        &["ListObjectsV2"],
+        &["s3:ListBucket"],
+        Resource::CheckpointBucket,
+    ),
+    need(
+        &["Sign", "Verify"],
+        &["kms:Sign", "kms:Verify"],
+        Resource::SigningKey,
+    ),
 ];
 
 /// [`crate::notify::QueueAndBus`]: announce a new case.

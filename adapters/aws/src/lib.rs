@@ -1,7 +1,9 @@
 //! hashgate's AWS adapters: the core's ports implemented with the AWS SDK for Rust, for S3
-//! (and S3-compatible stores through `AWS_ENDPOINT_URL`), DynamoDB, SQS and EventBridge.
+//! (and S3-compatible stores through `AWS_ENDPOINT_URL`), DynamoDB, SQS, EventBridge and
+//! KMS.
 
 pub mod access;
+pub mod checkpoint;
 pub mod dynamo;
 pub mod filter_source;
 pub mod metrics;
@@ -34,4 +36,9 @@ pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(custom_endpoint)
         .build();
     aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// A KMS client (the audit checkpoints' signing key).
+pub fn kms_client(config: &aws_config::SdkConfig) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(config)
 }

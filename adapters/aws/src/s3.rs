@@ -1,15 +1,18 @@
-//! S3 (and any S3-compatible store) behind the core's [`ObjectStore`] port.
+//! S3 (and any S3-compatible store) behind the core's [`ObjectStore`] port (the scanner)
+//! and its [`Evidence`] port (the review service: previews and restores).
 //!
 //! The body of an object is streamed once through the digests: no temporary file, no
 //! whole-object buffer. Every operation names the exact version it means: by version id when
 //! the bucket is versioned, with an ETag precondition otherwise, so an overwrite in between
-//! is never mistaken for the object that was scanned.
+//! is never mistaken for the object that was scanned. Copies replace the metadata and keep
+//! the object's content type; above 5 GiB they are multipart copies.
 
 use hashgate_core::quarantine::metadata as quarantine_metadata;
 use hashgate_core::time::Timestamp;
 use std::collections::HashMap;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -17,11 +20,15 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use hashgate_core::case::QuarantineLocation;
+use hashgate_core::case::{CaseRecord, QuarantineLocation};
 use hashgate_core::digest::{Algorithm, AlgorithmSet, Digest, DigestSet, StreamDigester};
 use hashgate_core::event::ObjectRef;
 use hashgate_core::pipeline::{ObjectHead, ObjectStore, ReadResult, StorageError, RESULT_TAG};
 use hashgate_core::quarantine::{Action, Outcome};
+use hashgate_core::review::{
+    Evidence, EvidenceRead, ObjectPlace, RestoreAction, RestoreOutcome, RestoredTo,
+    RESTORED_CASE_METADATA,
+};
 
 /// S3 allows at most 10 tags on an object.
 pub const MAX_TAGS: usize = 10;
@@ -104,6 +111,11 @@ fn is_gone<E: ProvideErrorMetadata, R: HttpStatus>(e: &SdkError<E, R>) -> bool {
 
 fn is_precondition_failed<E: ProvideErrorMetadata, R: HttpStatus>(e: &SdkError<E, R>) -> bool {
     status(e) == Some(412) || code(e) == Some("PreconditionFailed")
+}
+
+/// 409 ConditionalRequestConflict: a conditional write raced another write to the key.
+fn is_write_conflict<E: ProvideErrorMetadata, R: HttpStatus>(e: &SdkError<E, R>) -> bool {
+    code(e) == Some("ConditionalRequestConflict")
 }
 
 /// A full-object checksum S3 returned (base64), as a digest; composite ones are refused.
@@ -200,47 +212,90 @@ impl S3Objects {
                 return Ok(Outcome::Copied);
             }
         }
-        let Some(source) = self.head(from).await? else {
+        let Some(source) = self.head_detailed(from).await? else {
             return Ok(Outcome::SourceGone);
         };
-        if from.version_id.is_none() && source.etag != from.etag {
+        if from.version_id.is_none() && source.head.etag != from.etag {
             return Ok(Outcome::SourceChanged);
         }
-        let retain = DateTime::from_secs(retain_until.as_second());
-        let metadata: HashMap<String, String> = metadata.iter().cloned().collect();
-        if source.size > MAX_SINGLE_COPY {
-            return self
-                .multipart_copy(from, to, source.size, retain, metadata)
-                .await;
+        let destination = CopyTarget {
+            bucket: &to.bucket,
+            key: &to.key,
+            metadata: metadata.iter().cloned().collect(),
+            // Replacing the metadata would reset the content type: keep the upload's.
+            content_type: source.content_type,
+            retain_until: Some(DateTime::from_secs(retain_until.as_second())),
+            only_if_absent: false,
+        };
+        match self
+            .copy_object(from, source.head.size, destination)
+            .await?
+        {
+            Copied::Done { .. } => Ok(Outcome::Copied),
+            Copied::SourceChanged => Ok(Outcome::SourceChanged),
+            Copied::SourceGone => Ok(Outcome::SourceGone),
+            Copied::Taken => Err(StorageError {
+                operation: "CopyObject",
+                target: format!("s3://{}/{}", to.bucket, to.key),
+                message: "an unconditional copy was refused as if conditional".into(),
+            }),
+        }
+    }
+
+    /// Copy `from` (an exact version, or the current one under its ETag) to `to`, replacing
+    /// the metadata; a multipart copy above 5 GiB.
+    async fn copy_object(
+        &self,
+        from: &ObjectRef,
+        size: u64,
+        to: CopyTarget<'_>,
+    ) -> Result<Copied, StorageError> {
+        if size > MAX_SINGLE_COPY {
+            return self.multipart_copy(from, size, to).await;
         }
         let mut request = self
             .client
             .copy_object()
-            .bucket(&to.bucket)
-            .key(&to.key)
+            .bucket(to.bucket)
+            .key(to.key)
             .copy_source(copy_source(from))
             .metadata_directive(MetadataDirective::Replace)
-            .set_metadata(Some(metadata))
-            .object_lock_mode(ObjectLockMode::Governance)
-            .object_lock_retain_until_date(retain)
-            // S3 computes a full-object SHA-256 of the copy; writes into an Object Lock bucket
-            // must carry an integrity checksum.
-            .checksum_algorithm(ChecksumAlgorithm::Sha256);
+            .set_metadata(Some(to.metadata))
+            .set_content_type(to.content_type);
+        if let Some(retain) = to.retain_until {
+            request = request
+                .object_lock_mode(ObjectLockMode::Governance)
+                .object_lock_retain_until_date(retain)
+                // S3 computes a full-object SHA-256 of the copy; writes into an Object Lock
+                // bucket must carry an integrity checksum.
+                .checksum_algorithm(ChecksumAlgorithm::Sha256);
+        }
+        if to.only_if_absent {
+            request = request.if_none_match("*");
+        }
         if from.version_id.is_none() {
             if let Some(etag) = &from.etag {
                 request = request.copy_source_if_match(format!("\"{etag}\""));
             }
         }
+        let locked = to.retain_until.is_some();
         // Writes into an Object Lock bucket must carry an integrity checksum; some
         // S3-compatible stores look for it in this header even on a copy. AWS ignores it.
-        let request = request.customize().mutate_request(|r| {
-            r.headers_mut()
-                .insert("x-amz-sdk-checksum-algorithm", "SHA256");
+        let request = request.customize().mutate_request(move |r| {
+            if locked {
+                r.headers_mut()
+                    .insert("x-amz-sdk-checksum-algorithm", "SHA256");
+            }
         });
         match request.send().await {
-            Ok(_) => Ok(Outcome::Copied),
-            Err(e) if is_precondition_failed(&e) => Ok(Outcome::SourceChanged),
-            Err(e) if is_gone(&e) => Ok(Outcome::SourceGone),
+            Ok(out) => Ok(Copied::Done {
+                version_id: out.version_id().map(str::to_string),
+            }),
+            // The destination's condition (if any) or the source's ETag.
+            Err(e) if is_precondition_failed(&e) && to.only_if_absent => Ok(Copied::Taken),
+            Err(e) if is_precondition_failed(&e) => Ok(Copied::SourceChanged),
+            Err(e) if to.only_if_absent && is_write_conflict(&e) => Ok(Copied::Taken),
+            Err(e) if is_gone(&e) => Ok(Copied::SourceGone),
             Err(e) => Err(storage_error("CopyObject", target(from), &e)),
         }
     }
@@ -248,20 +303,23 @@ impl S3Objects {
     async fn multipart_copy(
         &self,
         from: &ObjectRef,
-        to: &QuarantineLocation,
         size: u64,
-        retain: DateTime,
-        metadata: HashMap<String, String>,
-    ) -> Result<Outcome, StorageError> {
+        to: CopyTarget<'_>,
+    ) -> Result<Copied, StorageError> {
         let dest = format!("s3://{}/{}", to.bucket, to.key);
-        let upload = self
+        let mut create = self
             .client
             .create_multipart_upload()
-            .bucket(&to.bucket)
-            .key(&to.key)
-            .set_metadata(Some(metadata))
-            .object_lock_mode(ObjectLockMode::Governance)
-            .object_lock_retain_until_date(retain)
+            .bucket(to.bucket)
+            .key(to.key)
+            .set_metadata(Some(to.metadata))
+            .set_content_type(to.content_type);
+        if let Some(retain) = to.retain_until {
+            create = create
+                .object_lock_mode(ObjectLockMode::Governance)
+                .object_lock_retain_until_date(retain);
+        }
+        let upload = create
             .send()
             .await
             .map_err(|e| storage_error("CreateMultipartUpload", dest.clone(), &e))?;
@@ -269,14 +327,14 @@ impl S3Objects {
         let mut parts = Vec::new();
         let mut start = 0u64;
         let mut number = 1;
-        let result: Result<Option<Outcome>, StorageError> = async {
+        let result: Result<Copied, StorageError> = async {
             while start < size {
                 let end = (start + COPY_PART).min(size) - 1;
                 let mut part = self
                     .client
                     .upload_part_copy()
-                    .bucket(&to.bucket)
-                    .key(&to.key)
+                    .bucket(to.bucket)
+                    .key(to.key)
                     .upload_id(&upload_id)
                     .part_number(number)
                     .copy_source(copy_source(from))
@@ -288,10 +346,8 @@ impl S3Objects {
                 }
                 let out = match part.send().await {
                     Ok(o) => o,
-                    Err(e) if is_precondition_failed(&e) => {
-                        return Ok(Some(Outcome::SourceChanged))
-                    }
-                    Err(e) if is_gone(&e) => return Ok(Some(Outcome::SourceGone)),
+                    Err(e) if is_precondition_failed(&e) => return Ok(Copied::SourceChanged),
+                    Err(e) if is_gone(&e) => return Ok(Copied::SourceGone),
                     Err(e) => return Err(storage_error("UploadPartCopy", dest.clone(), &e)),
                 };
                 let etag = out
@@ -308,38 +364,45 @@ impl S3Objects {
                 start = end + 1;
                 number += 1;
             }
-            Ok(None)
+            let mut complete = self
+                .client
+                .complete_multipart_upload()
+                .bucket(to.bucket)
+                .key(to.key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                );
+            if to.only_if_absent {
+                complete = complete.if_none_match("*");
+            }
+            match complete.send().await {
+                Ok(out) => Ok(Copied::Done {
+                    version_id: out.version_id().map(str::to_string),
+                }),
+                Err(e)
+                    if to.only_if_absent
+                        && (is_precondition_failed(&e) || is_write_conflict(&e)) =>
+                {
+                    Ok(Copied::Taken)
+                }
+                Err(e) => Err(storage_error("CompleteMultipartUpload", dest.clone(), &e)),
+            }
         }
         .await;
-        match result {
-            Ok(None) => {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&to.bucket)
-                    .key(&to.key)
-                    .upload_id(&upload_id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| storage_error("CompleteMultipartUpload", dest.clone(), &e))?;
-                Ok(Outcome::Copied)
-            }
-            other => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&to.bucket)
-                    .key(&to.key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
-                other.map(|o| o.expect("early return carries an outcome"))
-            }
+        if !matches!(result, Ok(Copied::Done { .. })) {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(to.bucket)
+                .key(to.key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
         }
+        result
     }
 
     async fn verify(
@@ -520,7 +583,11 @@ impl S3Objects {
         Ok(None)
     }
 
-    async fn head_version(&self, object: &ObjectRef) -> Result<Option<ObjectHead>, StorageError> {
+    /// HEAD of an exact version (or the current one), with S3's checksums asked for.
+    async fn head_output(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<Option<HeadObjectOutput>, StorageError> {
         let mut request = self
             .client
             .head_object()
@@ -530,10 +597,16 @@ impl S3Objects {
         if let Some(v) = &object.version_id {
             request = request.version_id(v);
         }
-        let h = match request.send().await {
-            Ok(h) => h,
-            Err(e) if is_gone(&e) => return Ok(None),
-            Err(e) => return Err(storage_error("HeadObject", target(object), &e)),
+        match request.send().await {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if is_gone(&e) => Ok(None),
+            Err(e) => Err(storage_error("HeadObject", target(object), &e)),
+        }
+    }
+
+    async fn head_version(&self, object: &ObjectRef) -> Result<Option<Headed>, StorageError> {
+        let Some(h) = self.head_output(object).await? else {
+            return Ok(None);
         };
         let mut checksums = DigestSet::default();
         let kind = h.checksum_type();
@@ -546,27 +619,30 @@ impl S3Objects {
         {
             checksums.insert(d);
         }
-        Ok(Some(ObjectHead {
-            size: h.content_length().unwrap_or(0).max(0) as u64,
-            etag: unquote(h.e_tag()),
-            version_id: h.version_id().map(str::to_string),
-            customer_key_encryption: matches!(
-                h.server_side_encryption(),
-                Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
-            ) || h.sse_customer_algorithm().is_some(),
-            checksums,
+        Ok(Some(Headed {
+            head: ObjectHead {
+                size: h.content_length().unwrap_or(0).max(0) as u64,
+                etag: unquote(h.e_tag()),
+                version_id: h.version_id().map(str::to_string),
+                customer_key_encryption: matches!(
+                    h.server_side_encryption(),
+                    Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+                ) || h.sse_customer_algorithm().is_some(),
+                checksums,
+            },
+            content_type: h.content_type().map(str::to_string),
         }))
     }
-}
 
-impl ObjectStore for S3Objects {
-    async fn head(&self, object: &ObjectRef) -> Result<Option<ObjectHead>, StorageError> {
+    /// HEAD of the version an event names: by version id, or, for an event without one
+    /// whose key was overwritten since, the version found by its ETag.
+    async fn head_detailed(&self, object: &ObjectRef) -> Result<Option<Headed>, StorageError> {
         let current = self.head_version(object).await?;
         // An event without a version id, for a key overwritten since: in a versioned bucket
         // the scanned version still exists, and is found by its ETag.
         if let (None, Some(etag)) = (&object.version_id, &object.etag) {
             let overwritten = match &current {
-                Some(h) => h.etag.as_deref() != Some(etag.as_str()),
+                Some(h) => h.head.etag.as_deref() != Some(etag.as_str()),
                 None => true,
             };
             if overwritten {
@@ -580,6 +656,41 @@ impl ObjectStore for S3Objects {
             }
         }
         Ok(current)
+    }
+}
+
+/// Where a copy goes and what it carries.
+struct CopyTarget<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    metadata: HashMap<String, String>,
+    content_type: Option<String>,
+    /// Written under an Object Lock (governance) retention until then.
+    retain_until: Option<DateTime>,
+    /// Refuse to replace an object already at the key (a conditional write).
+    only_if_absent: bool,
+}
+
+/// How a copy ended.
+enum Copied {
+    Done {
+        version_id: Option<String>,
+    },
+    SourceChanged,
+    SourceGone,
+    /// `only_if_absent`, and the key holds an object.
+    Taken,
+}
+
+/// What a HEAD tells: the core's view of the object, and its content type.
+struct Headed {
+    head: ObjectHead,
+    content_type: Option<String>,
+}
+
+impl ObjectStore for S3Objects {
+    async fn head(&self, object: &ObjectRef) -> Result<Option<ObjectHead>, StorageError> {
+        Ok(self.head_detailed(object).await?.map(|h| h.head))
     }
 
     async fn read_digests(
@@ -683,6 +794,240 @@ impl ObjectStore for S3Objects {
 
     async fn tag_result(&self, object: &ObjectRef, status: &str) -> Result<bool, StorageError> {
         self.merge_tags(object, &[(RESULT_TAG, status)]).await
+    }
+}
+
+/// Where a case's content is: its quarantined copy (the current version of its key), or
+/// the object held in place, by the version (or ETag) that was scanned.
+fn evidence_of(case: &CaseRecord) -> ObjectRef {
+    match &case.quarantine {
+        Some(q) => ObjectRef {
+            bucket: q.bucket.clone(),
+            key: q.key.clone(),
+            version_id: None,
+            etag: None,
+        },
+        None => case.object.clone(),
+    }
+}
+
+/// The review service's side: the evidence for previews, and the restore of a false
+/// positive ([`RestoreAction`]), every step safe to repeat.
+///
+/// A restore copies the quarantined version back with its content type and a metadata
+/// entry [`RESTORED_CASE_METADATA`] naming the case, and only into a key that is free at
+/// that moment (`If-None-Match: *`): an object someone uploaded since is never replaced,
+/// and a retry recognises its own copy by that metadata. The copy keeps the tags the
+/// upload had when it was quarantined (S3 copies them with the object, below 5 GiB).
+impl Evidence for S3Objects {
+    async fn content_type(&self, case: &CaseRecord) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .head_output(&evidence_of(case))
+            .await?
+            .and_then(|h| h.content_type().map(str::to_string)))
+    }
+
+    async fn read(&self, case: &CaseRecord, max_bytes: u64) -> Result<EvidenceRead, StorageError> {
+        let object = evidence_of(case);
+        let Some(head) = self.head_output(&object).await? else {
+            return Ok(EvidenceRead::Missing);
+        };
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
+        if size > max_bytes {
+            return Ok(EvidenceRead::TooLarge { size });
+        }
+        // The version the HEAD saw, so the bytes are those of the size just checked.
+        let mut request = self
+            .client
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key);
+        match (
+            head.version_id().or(object.version_id.as_deref()),
+            &object.etag,
+        ) {
+            (Some(v), _) if v != "null" => request = request.version_id(v),
+            (_, Some(etag)) => request = request.if_match(format!("\"{etag}\"")),
+            _ => {}
+        }
+        let mut out = match request.send().await {
+            Ok(o) => o,
+            Err(e) if is_gone(&e) || is_precondition_failed(&e) => {
+                return Ok(EvidenceRead::Missing)
+            }
+            Err(e) => return Err(storage_error("GetObject", target(&object), &e)),
+        };
+        let content_type = out.content_type().map(str::to_string);
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        loop {
+            match out.body.try_next().await {
+                Ok(Some(chunk)) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > max_bytes {
+                        return Ok(EvidenceRead::TooLarge {
+                            size: bytes.len() as u64,
+                        });
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(StorageError {
+                        operation: "GetObject",
+                        target: target(&object),
+                        message: format!("body read failed after {} bytes: {e}", bytes.len()),
+                    })
+                }
+            }
+        }
+        Ok(EvidenceRead::Bytes {
+            bytes,
+            content_type,
+        })
+    }
+
+    async fn restore_step(&self, action: &RestoreAction) -> Result<RestoreOutcome, StorageError> {
+        match action {
+            RestoreAction::Place {
+                case_id,
+                from,
+                candidates,
+            } => self.place(case_id, from, candidates).await,
+            RestoreAction::Verify { placed, algorithms } => {
+                let object = ObjectRef {
+                    bucket: placed.bucket.clone(),
+                    key: placed.key.clone(),
+                    version_id: placed.version_id.clone().filter(|v| v != "null"),
+                    etag: None,
+                };
+                let algorithms: AlgorithmSet = algorithms.iter().copied().collect();
+                match self.read_digests(&object, algorithms, u64::MAX).await? {
+                    ReadResult::Digested(d) => Ok(RestoreOutcome::Verified(d.digests)),
+                    other => Err(StorageError {
+                        operation: "GetObject",
+                        target: target(&object),
+                        message: format!("the restored copy cannot be read back: {other:?}"),
+                    }),
+                }
+            }
+            RestoreAction::Unhold { object } => {
+                let Some(tags) = self.get_tags(object).await? else {
+                    // Deleted by its owner meanwhile: nothing is held any more.
+                    return Ok(RestoreOutcome::Unheld);
+                };
+                let held = tags
+                    .iter()
+                    .any(|t| t.key() == RESULT_TAG && t.value() == HELD);
+                let released = tags
+                    .iter()
+                    .any(|t| t.key() == RESULT_TAG && t.value() == RELEASED);
+                if released || !held && tags.iter().all(|t| t.key() != RESULT_TAG) {
+                    return Ok(RestoreOutcome::Unheld);
+                }
+                if self.merge_tags(object, &[(RESULT_TAG, RELEASED)]).await?
+                    || self.head(object).await?.is_none()
+                {
+                    Ok(RestoreOutcome::Unheld)
+                } else {
+                    Err(StorageError {
+                        operation: "PutObjectTagging",
+                        target: target(object),
+                        message: "the hold tag could not be replaced".into(),
+                    })
+                }
+            }
+            RestoreAction::Finish => Err(StorageError {
+                operation: "restore",
+                target: "finish".into(),
+                message: "finishing is the case store's write, not an object step".into(),
+            }),
+        }
+    }
+}
+
+/// The result tag's values a hold in place and its release write.
+const HELD: &str = "held";
+const RELEASED: &str = "released";
+
+impl S3Objects {
+    /// The first free candidate (or the one already holding this case's copy) receives the
+    /// quarantined bytes.
+    async fn place(
+        &self,
+        case_id: &str,
+        from: &QuarantineLocation,
+        candidates: &[ObjectPlace],
+    ) -> Result<RestoreOutcome, StorageError> {
+        let quarantined = ObjectRef {
+            bucket: from.bucket.clone(),
+            key: from.key.clone(),
+            version_id: None,
+            etag: None,
+        };
+        let Some(source) = self.head_output(&quarantined).await? else {
+            return Err(StorageError {
+                operation: "HeadObject",
+                target: target(&quarantined),
+                message: "the quarantined copy is missing".into(),
+            });
+        };
+        // Copy the version just seen, whatever is written to the key later.
+        let pinned = ObjectRef {
+            version_id: source
+                .version_id()
+                .filter(|v| *v != "null")
+                .map(str::to_string),
+            ..quarantined
+        };
+        let size = source.content_length().unwrap_or(0).max(0) as u64;
+        for place in candidates {
+            // Twice at most: a key taken between the HEAD and the copy is looked at again,
+            // since the object there may be this case's own copy from a concurrent retry.
+            for _ in 0..2 {
+                if let Some(existing) = self.head_location(&place.bucket, &place.key).await? {
+                    let ours = existing
+                        .metadata()
+                        .and_then(|m| m.get(RESTORED_CASE_METADATA))
+                        .is_some_and(|c| c == case_id);
+                    if ours {
+                        return Ok(RestoreOutcome::Placed(RestoredTo {
+                            bucket: place.bucket.clone(),
+                            key: place.key.clone(),
+                            version_id: existing.version_id().map(str::to_string),
+                        }));
+                    }
+                    break;
+                }
+                let destination = CopyTarget {
+                    bucket: &place.bucket,
+                    key: &place.key,
+                    metadata: HashMap::from([(
+                        RESTORED_CASE_METADATA.to_string(),
+                        case_id.to_string(),
+                    )]),
+                    content_type: source.content_type().map(str::to_string),
+                    retain_until: None,
+                    only_if_absent: true,
+                };
+                match self.copy_object(&pinned, size, destination).await? {
+                    Copied::Done { version_id } => {
+                        return Ok(RestoreOutcome::Placed(RestoredTo {
+                            bucket: place.bucket.clone(),
+                            key: place.key.clone(),
+                            version_id,
+                        }))
+                    }
+                    Copied::Taken => continue,
+                    Copied::SourceGone | Copied::SourceChanged => {
+                        return Err(StorageError {
+                            operation: "CopyObject",
+                            target: target(&pinned),
+                            message: "the quarantined copy vanished during the restore".into(),
+                        })
+                    }
+                }
+            }
+        }
+        Ok(RestoreOutcome::NoFreePlace)
     }
 }
 
