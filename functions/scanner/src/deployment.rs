@@ -138,5 +138,15 @@ pub fn binding(resource: Resource) -> Binding {
         Resource::EventBus => Binding::EventBus("HASHGATE_EVENT_BUS"),
         Resource::ScanQueue => Binding::EventSourceQueue,
         Resource::LogGroup => Binding::LogGroup,
+        // The review function's resources: no need of the scanner's names one.
+        Resource::CaseQueueIndex
+        | Resource::AuditCaseIndex
+        | Resource::CheckpointObjects
+        | Resource::CheckpointBucket
+        | Resource::SigningKey => {
+            unreachable!(
+                "the scanner's needs name no review resource, yet {resource:?} was asked for"
+            )
+        }
     }
 }
