@@ -148,6 +148,11 @@ impl MemoryObjects {
         lock(&self.content_types).insert((bucket.into(), key.into()), content_type.into());
     }
 
+    /// Mark an object as written back by the restore of `case_id` (its metadata).
+    pub fn mark_restored(&self, bucket: &str, key: &str, case_id: &str) {
+        lock(&self.markers).insert((bucket.into(), key.into()), case_id.into());
+    }
+
     /// The case whose restore wrote this object, if one did.
     pub fn restored_case(&self, bucket: &str, key: &str) -> Option<String> {
         lock(&self.markers)
@@ -188,6 +193,7 @@ impl ObjectStore for MemoryObjects {
             .map(|(etag, content, _)| ObjectHead {
                 size: content.len() as u64,
                 etag: Some(etag),
+                restored_case: self.restored_case(&o.bucket, &o.key),
                 ..Default::default()
             }))
     }
@@ -416,6 +422,10 @@ impl MemoryCases {
 }
 
 impl CaseStore for MemoryCases {
+    async fn get(&self, case_id: &str) -> Result<Option<CaseRecord>, StorageError> {
+        Ok(lock(&self.cases).get(case_id).cloned())
+    }
+
     async fn create(&self, r: &CaseRecord, audit: &AuditEntry) -> Result<bool, StorageError> {
         self.injected_failure()?;
         let mut cases = lock(&self.cases);

@@ -14,6 +14,7 @@ use crate::case::{AuditEntry, CaseRecord};
 use crate::digest::{Algorithm, AlgorithmSet, Digest, DigestSet, Digested};
 use crate::event::{ObjectRef, UploadEvent};
 use crate::quarantine::{Action, Finished, Mode, Outcome, Plan, ProtocolError, Quarantine};
+use crate::review::is_released_content;
 use crate::scan::{decide, Match, Screen};
 use crate::store::{HashStore, StoreError};
 use crate::time::{add_days, Timestamp};
@@ -29,6 +30,10 @@ pub struct ObjectHead {
     pub customer_key_encryption: bool,
     /// Full-object checksums the store computed on upload (never composite ones).
     pub checksums: DigestSet,
+    /// The case a restore wrote this object back from (its
+    /// [`crate::review::RESTORED_CASE_METADATA`] metadata). Anyone can set metadata, so it
+    /// is only a pointer: [`crate::review::is_released_content`] decides.
+    pub restored_case: Option<String>,
 }
 
 /// The digests the object store itself vouches for: the ETag of a single-part upload not
@@ -108,6 +113,12 @@ pub trait ObjectStore: Send + Sync {
 
 /// Durable case records and their audit entries.
 pub trait CaseStore: Send + Sync {
+    /// Read a case back.
+    fn get(
+        &self,
+        case_id: &str,
+    ) -> impl Future<Output = Result<Option<CaseRecord>, StorageError>> + Send;
+
     /// Create the case if it does not exist; `Ok(false)` when it already did.
     fn create(
         &self,
@@ -161,6 +172,11 @@ pub enum ScanStatus {
     Unreadable {
         reason: String,
     },
+    /// Matched, but it is the very content reviewers released as a false positive and put
+    /// back: left where it is.
+    Released {
+        case_id: String,
+    },
 }
 
 impl ScanStatus {
@@ -173,6 +189,7 @@ impl ScanStatus {
             ScanStatus::Gone => "gone",
             ScanStatus::TooLarge { .. } => "unscanned-too-large",
             ScanStatus::Unreadable { .. } => "unscanned-unreadable",
+            ScanStatus::Released { .. } => "released",
         }
     }
 }
@@ -307,6 +324,23 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             return Ok(report);
         }
 
+        // A false positive restored by the review queue comes back through the bucket like
+        // any upload; it is left alone only if the case it names was released and holds
+        // exactly these digests.
+        if let Some(case_id) = &head.restored_case {
+            if let Some(case) = self.cases.get(case_id).await? {
+                if is_released_content(&case, &digests) {
+                    report.status = ScanStatus::Released {
+                        case_id: case_id.clone(),
+                    };
+                    self.objects
+                        .tag_result(object, report.status.tag_value())
+                        .await?;
+                    return Ok(report);
+                }
+            }
+        }
+
         let plan = Plan {
             object: object.clone(),
             size: head.size,
@@ -371,6 +405,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::CaseStatus;
     use crate::digest::digest_bytes;
     use crate::event::Trigger;
     use crate::filter::FilterSnapshot;
@@ -442,6 +477,71 @@ mod tests {
         needed: AlgorithmSet,
     ) -> Result<ScanReport, PipelineError> {
         pollster::block_on(s.scan(e, Screen::StoreOnly, needed, Timestamp::UNIX_EPOCH))
+    }
+
+    #[test]
+    fn a_restored_false_positive_is_left_alone_but_forged_metadata_is_not() {
+        let s = scanner();
+        let bad = b"known bad content";
+        s.hashes
+            .apply(
+                &[ListEntry {
+                    digest: digest_bytes(bad, AlgorithmSet::EMPTY.with(Algorithm::Md5))
+                        .get(Algorithm::Md5)
+                        .unwrap(),
+                    provenance: Provenance {
+                        list: "l".into(),
+                        id: None,
+                        category: None,
+                    },
+                }],
+                crate::store::Op::Add,
+            )
+            .unwrap();
+        // First upload: matched and quarantined; then reviewers release it.
+        s.objects.put("uploads", "a.jpg", bad);
+        let r = scan(&s, &event("a.jpg", bad), AlgorithmSet::ALL).unwrap();
+        let ScanStatus::Matched { case_id, .. } = r.status else {
+            panic!("{r:?}")
+        };
+        // A later upload claiming to be the restore of an unreleased case is quarantined.
+        s.objects.put("uploads", "b.jpg", bad);
+        s.objects.mark_restored("uploads", "b.jpg", &case_id);
+        let r = scan(&s, &event("b.jpg", bad), AlgorithmSet::ALL).unwrap();
+        assert!(matches!(r.status, ScanStatus::Matched { .. }), "{r:?}");
+        // Released: the restored copy is left, tagged.
+        {
+            use crate::review::ReviewStore;
+            let mut case = pollster::block_on(s.cases.case(&case_id)).unwrap().unwrap();
+            case.status = CaseStatus::Released;
+            case.revision += 1;
+            let entry = crate::audit::AuditEntry::new(
+                &case_id,
+                Timestamp::UNIX_EPOCH,
+                "reviewer-a",
+                crate::audit::AuditAction::Restored,
+                "",
+            );
+            pollster::block_on(s.cases.update(&case, entry)).unwrap();
+        }
+        s.objects.put("uploads", "c.jpg", bad);
+        s.objects.mark_restored("uploads", "c.jpg", &case_id);
+        let r = scan(&s, &event("c.jpg", bad), AlgorithmSet::ALL).unwrap();
+        assert_eq!(
+            r.status,
+            ScanStatus::Released {
+                case_id: case_id.clone()
+            }
+        );
+        let left = s.objects.get("uploads", "c.jpg").unwrap();
+        assert_eq!(left.1, bad);
+        assert_eq!(left.2, ["released"]);
+        // Other content under the same claim is still scanned as itself.
+        let other = b"other content";
+        s.objects.put("uploads", "d.jpg", other);
+        s.objects.mark_restored("uploads", "d.jpg", &case_id);
+        let r = scan(&s, &event("d.jpg", other), AlgorithmSet::ALL).unwrap();
+        assert_eq!(r.status, ScanStatus::Clean);
     }
 
     #[test]

@@ -301,7 +301,24 @@ pub fn decide(
 /// recognises its own copy (and never mistakes someone else's object for it).
 pub const RESTORED_CASE_METADATA: &str = "hashgate-restored-case";
 
-/// One object place, optionally a version.
+/// Is content with `digests` the content of `case`, released as a false positive? The case
+/// must be released or releasing (a reviewer decided; the restored copy's upload event can
+/// arrive before the restore has written its last step), every digest computed must equal
+/// the case's digest of that algorithm, and at least one must have been compared.
+pub fn is_released_content(case: &CaseRecord, digests: &DigestSet) -> bool {
+    let mut compared = 0;
+    for d in digests.iter() {
+        let name = d.algorithm().name();
+        match case.digests.iter().find(|(a, _)| a == name) {
+            Some((_, hex)) if *hex == d.to_hex() => compared += 1,
+            Some(_) => return false,
+            None => {}
+        }
+    }
+    matches!(case.status, CaseStatus::Released | CaseStatus::Releasing) && compared > 0
+}
+
+/// One object place.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectPlace {
     pub bucket: String,
@@ -1266,6 +1283,32 @@ mod tests {
 
     fn case_of_status(s: CaseStatus) -> CaseRecord {
         case(s)
+    }
+
+    #[test]
+    fn only_a_released_cases_own_content_counts_as_released() {
+        let content = b"quarantined bytes";
+        let mut c = case(CaseStatus::Released);
+        let same = digest_bytes(content, AlgorithmSet::ALL);
+        assert!(is_released_content(&c, &same));
+        let md5_only = digest_bytes(content, AlgorithmSet::EMPTY.with(Algorithm::Md5));
+        assert!(is_released_content(&c, &md5_only));
+        assert!(!is_released_content(
+            &c,
+            &digest_bytes(b"other", AlgorithmSet::ALL)
+        ));
+        assert!(!is_released_content(&c, &DigestSet::default()));
+        c.status = CaseStatus::Releasing;
+        assert!(is_released_content(&c, &same));
+        for status in [
+            CaseStatus::Confirmed,
+            CaseStatus::PendingReview,
+            CaseStatus::AwaitingSecondReview,
+            CaseStatus::Escalated,
+        ] {
+            c.status = status;
+            assert!(!is_released_content(&c, &same), "{status}");
+        }
     }
 
     #[test]

@@ -10,10 +10,8 @@
 //! `make test`; without them this test fails and says so.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -108,87 +106,6 @@ fn import_image_list(stack: &Stack, content: &[u8]) {
 }
 
 /// The review API, stopped when dropped (its log printed if the test failed).
-struct ReviewApi {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ReviewApi {
-    fn start(stack: &Stack) -> ReviewApi {
-        let log = stack.state_dir().join("review-api.log");
-        let file = File::create(&log).expect("review-api log");
-        let child = stack
-            .command(bin("review-api"))
-            // A short reveal keeps the browser test quick; the page reads it from the server.
-            .env("HASHGATE_REVEAL_SECONDS", "2")
-            .env("HASHGATE_LOG", "info")
-            .stdout(Stdio::from(file.try_clone().expect("log handle")))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("start review-api");
-        ReviewApi { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Wait until `/healthz` answers 200.
-    fn wait_healthy(&mut self, base: &str) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("review-api status") {
-                panic!(
-                    "review-api exited ({status}) before answering on {base}/healthz:\n{}",
-                    self.log()
-                );
-            }
-            if http_status(base, "/healthz") == Some(200) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "review-api did not answer 200 on {base}/healthz within 30 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for ReviewApi {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- review-api log ---\n{}--- end ---", self.log());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The status code of a plain HTTP/1.1 GET of `path` on `base` (`http://host:port`).
-fn http_status(base: &str, path: &str) -> Option<u16> {
-    let authority = base
-        .strip_prefix("http://")?
-        .trim_end_matches('/')
-        .to_string();
-    let addr = authority.to_socket_addrs().ok()?.next()?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
-/// Run the browser script to completion (or the deadline); its exit status and output.
 fn run_browser_script(
     browser_dir: &Path,
     env: &[(&str, &str)],
@@ -263,9 +180,8 @@ async fn reviewers_take_a_case_through_the_page_in_a_real_browser() {
     })
     .await;
 
-    let mut api = ReviewApi::start(&stack);
-    let url = stack.var("HASHGATE_REVIEW_URL").trim_end_matches('/');
-    api.wait_healthy(url);
+    let api = stack.review_api(&[("HASHGATE_REVEAL_SECONDS", "2")]);
+    let url = api.url.as_str();
 
     let users = stack.state_dir().join("review-users.json");
     assert!(

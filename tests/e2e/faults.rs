@@ -85,6 +85,9 @@ impl ObjectStore for Faulty<S3Objects> {
 }
 
 impl CaseStore for Faulty<DynamoCases> {
+    async fn get(&self, case_id: &str) -> Result<Option<CaseRecord>, StorageError> {
+        self.inner.get(case_id).await
+    }
     async fn create(&self, r: &CaseRecord, a: &AuditEntry) -> Result<bool, StorageError> {
         let created = self.inner.create(r, a).await?;
         self.faults.done("case")?;

@@ -147,6 +147,156 @@ impl Stack {
     }
 }
 
+/// The review function as a local server on the stack, stopped when dropped.
+pub struct ReviewApi {
+    child: Child,
+    log: PathBuf,
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub url: String,
+}
+
+impl ReviewApi {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ReviewApi {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- review-api log ---\n{}--- end ---", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Does `GET <url>` answer 200 (plain HTTP/1.1 on loopback, no client library needed)?
+fn answers_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(addr) = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .ok()
+        .and_then(|mut a| a.next())
+    else {
+        return false;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request =
+        format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let mut head = [0u8; 12];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && &head[9..12] == b"200"
+}
+
+impl Stack {
+    /// Start the `review-api` binary on the stack's `HASHGATE_REVIEW_BIND` and wait until it
+    /// answers on `/healthz`.
+    pub fn review_api(&self, extra: &[(&str, &str)]) -> ReviewApi {
+        let log = self
+            .state
+            .path()
+            .join(format!("review-api-{}.log", now_nanos()));
+        let file = std::fs::File::create(&log).expect("review-api log");
+        let child = self
+            .command(bin("review-api"))
+            .env("HASHGATE_LOG", "info")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::from(file.try_clone().expect("log handle")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start review-api");
+        let mut api = ReviewApi {
+            child,
+            log,
+            url: self.var("HASHGATE_REVIEW_URL").trim_end_matches('/').to_string(),
+        };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = api.child.try_wait().expect("review-api status") {
+                panic!("review-api exited ({status}) before it answered:\n{}", api.log());
+            }
+            if answers_ok(&format!("{}/healthz", api.url)) {
+                return api;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "review-api did not answer on {}/healthz within 30 s:\n{}",
+                api.url,
+                api.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The review users' passwords (`review-users.json`).
+    pub fn review_users(&self) -> HashMap<String, String> {
+        let path = self.state.path().join("review-users.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).expect("review-users.json is a JSON object")
+    }
+
+    /// Sign `user` in against the stack's user pool as the page does (`InitiateAuth`,
+    /// `USER_PASSWORD_AUTH`); its access token.
+    pub async fn sign_in(&self, user: &str) -> String {
+        let password = self.review_users()[user].clone();
+        let response = reqwest::Client::new()
+            .post(format!("{}/", self.var("HASHGATE_IDP_ENDPOINT").trim_end_matches('/')))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "x-amz-target",
+                "AWSCognitoIdentityProviderService.InitiateAuth",
+            )
+            .body(
+                serde_json::json!({
+                    "AuthFlow": "USER_PASSWORD_AUTH",
+                    "ClientId": self.var("HASHGATE_USER_POOL_CLIENT_ID"),
+                    "AuthParameters": {"USERNAME": user, "PASSWORD": password},
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .expect("InitiateAuth");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("InitiateAuth answer");
+        assert!(status.is_success(), "sign-in of {user} failed: {status} {body}");
+        body["AuthenticationResult"]["AccessToken"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
+    }
+
+    /// A token signed with the identity provider emulator's own key, with any claims: for
+    /// tokens it would never issue (expired, another pool's).
+    pub fn forge_token(&self, claims: &serde_json::Value) -> String {
+        use std::io::Write;
+        let mut child = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("tests/e2e/sign_token.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run sign_token.py");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(claims.to_string().as_bytes())
+            .expect("write claims");
+        let out = child.wait_with_output().expect("sign_token.py");
+        assert!(out.status.success(), "sign_token.py failed");
+        String::from_utf8(out.stdout).expect("token").trim().to_string()
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = Command::new(repo_root().join(".venv/bin/python"))
@@ -328,6 +478,7 @@ pub async fn stored_versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -
 }
 
 /// Every case id in the case table, sorted.
+/// The ids of the cases in the case table.
 pub async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
     let out = dynamo
         .scan()
@@ -339,6 +490,8 @@ pub async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Str
         .items()
         .iter()
         .filter_map(|i| i.get("case_id")?.as_s().ok().cloned())
+        // The table also holds the reviewers' reveal tallies.
+        .filter(|id| !id.starts_with("reveals#"))
         .collect();
     ids.sort();
     ids

@@ -927,6 +927,10 @@ impl DynamoCases {
 }
 
 impl CaseStore for DynamoCases {
+    async fn get(&self, case_id: &str) -> Result<Option<CaseRecord>, StorageError> {
+        DynamoCases::get(self, case_id).await
+    }
+
     async fn create(&self, record: &CaseRecord, audit: &AuditEntry) -> Result<bool, StorageError> {
         let written = self
             .write_with_entry(record, ("attribute_not_exists(#id)", None), audit)

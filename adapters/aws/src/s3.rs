@@ -629,6 +629,10 @@ impl S3Objects {
                     Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
                 ) || h.sse_customer_algorithm().is_some(),
                 checksums,
+                restored_case: h
+                    .metadata()
+                    .and_then(|m| m.get(hashgate_core::review::RESTORED_CASE_METADATA))
+                    .cloned(),
             },
             content_type: h.content_type().map(str::to_string),
         }))

@@ -34,6 +34,31 @@ pub enum Command {
     /// Connect buckets you already have to a deployed stack.
     #[command(subcommand)]
     Buckets(BucketsCommand),
+    /// Check the stack's audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verify the whole audit chain: every entry's hash, every link, no gaps, and every
+    /// signed checkpoint (its signature, and that the chain still holds the entry it
+    /// vouches for).
+    ///
+    /// Reads HASHGATE_AUDIT_TABLE, HASHGATE_AUDIT_CHECKPOINT_BUCKET and
+    /// HASHGATE_AUDIT_SIGNING_KEY (for the local stack: set -a; . .local/stack.env). Exit
+    /// status 0 when the chain verifies, 1 naming the first broken entry, 2 on an error.
+    Verify(AuditArgs),
+    /// Sign and write a checkpoint of the chain's head now (the review function writes them
+    /// as it goes; this is for schedules and before maintenance).
+    Checkpoint(AuditArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

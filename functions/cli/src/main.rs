@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod audit;
 mod buckets;
 mod import;
 mod output;
@@ -13,7 +14,7 @@ mod remote;
 mod scan;
 mod stats;
 
-use args::{BucketsCommand, Cli, Command, FilterCommand, ListsCommand};
+use args::{AuditCommand, BucketsCommand, Cli, Command, FilterCommand, ListsCommand};
 
 /// `lists import` into a local hash database (`--db`) or the stack the environment names.
 fn lists_import(args: args::ImportArgs) -> anyhow::Result<ExitCode> {
@@ -40,6 +41,8 @@ fn main() -> ExitCode {
         Command::Filter(FilterCommand::Inspect(a)) => stats::inspect(a),
         Command::Scan(a) => scan::run(a),
         Command::Buckets(BucketsCommand::Attach(a)) => buckets::attach(&a),
+        Command::Audit(AuditCommand::Verify(a)) => audit::verify(&a),
+        Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(&a),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod deployed;
 pub mod preview;
 pub mod routes;
 pub mod service;

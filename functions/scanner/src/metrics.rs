@@ -29,7 +29,8 @@ impl Tally {
             ScanStatus::Clean => self.clean += 1,
             ScanStatus::Matched { .. } => self.matched += 1,
             ScanStatus::TooLarge { .. } | ScanStatus::Unreadable { .. } => self.unscanned += 1,
-            ScanStatus::Superseded | ScanStatus::Gone => {}
+            // Released content restored by reviewers is neither a new match nor clean.
+            ScanStatus::Superseded | ScanStatus::Gone | ScanStatus::Released { .. } => {}
         }
         self.fast_path += u64::from(report.fast_path);
         self.bytes_read += report.bytes_read;

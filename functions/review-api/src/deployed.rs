@@ -1,0 +1,45 @@
+//! The service wired to the real adapters: DynamoDB for cases, the audit chain and reveal
+//! tallies; S3 for the evidence and restores; S3 and KMS for the signed checkpoints.
+
+use std::sync::Arc;
+
+use hashgate_aws::checkpoint::S3Checkpoints;
+use hashgate_aws::dynamo::DynamoCases;
+use hashgate_aws::s3::S3Objects;
+use hashgate_core::time::Timestamp;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::routes::AppState;
+use crate::service::Service;
+
+pub type DeployedState = AppState<DynamoCases, S3Objects, S3Checkpoints>;
+
+pub async fn connect(config: &Config) -> Arc<DeployedState> {
+    let sdk = hashgate_aws::sdk_config().await;
+    let s3 = hashgate_aws::s3_client(&sdk);
+    let store = DynamoCases::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &config.case_table,
+        &config.audit_table,
+    );
+    let checkpoints = S3Checkpoints::new(
+        s3.clone(),
+        hashgate_aws::kms_client(&sdk),
+        &config.checkpoint_bucket,
+        &config.signing_key,
+    );
+    Arc::new(AppState {
+        service: Service {
+            store,
+            evidence: S3Objects::new(s3),
+            checkpoints,
+            policy: config.policy.clone(),
+            max_preview_bytes: config.max_preview_bytes,
+            checkpoint_seconds: config.checkpoint_seconds,
+            clock: Arc::new(Timestamp::now),
+        },
+        auth: Authenticator::remote(config.auth.clone()),
+        reveal_seconds: config.reveal_seconds,
+    })
+}
