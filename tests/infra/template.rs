@@ -11,9 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use hashgate_aws::access::{self, Need};
-use hashgate_scanner::deployment::{self, Binding, Deployed};
+use hashgate_aws::access::{self, Need, Resource};
+use hashgate_scanner::deployment as scanner;
 use serde_json::{json, Value};
+
+/// The review function's deployment needs, compiled here on their own (they name nothing
+/// of the review crate but `hashgate_aws`).
+#[path = "../../functions/review-api/src/deployment.rs"]
+mod review;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -191,8 +196,67 @@ fn action_matches(granted: &str, needed: &str) -> bool {
     glob(&granted.to_ascii_lowercase(), &needed.to_ascii_lowercase())
 }
 
+/// What part of a resource an action is needed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scope {
+    /// The resource itself: a bucket, table, queue, key, log group or event bus.
+    Itself,
+    /// Objects of a bucket whose keys match this pattern (`*`: any key).
+    Objects(String),
+    /// This index of a table.
+    Index(String),
+}
+
+/// A resource of the template (a logical id, a parameter, or `event-bus/<name>`) and the
+/// part of it an action is needed on.
+#[derive(Clone, Debug)]
+struct Target {
+    resource: String,
+    scope: Scope,
+}
+
+impl Target {
+    fn named_by(&self, g: &Granted) -> bool {
+        g.refs.contains(&self.resource)
+            || (self.resource.starts_with("event-bus/") && g.literal.ends_with(&self.resource))
+    }
+
+    /// Whether the granted resource covers all of this target.
+    fn covered_by(&self, g: &Granted) -> bool {
+        self.named_by(g)
+            && match (&self.scope, &g.key_pattern) {
+                (Scope::Itself, None) => true,
+                (Scope::Objects(keys), Some(p)) => glob(p, keys),
+                (Scope::Index(index), Some(p)) => *p == format!("index/{index}"),
+                _ => false,
+            }
+    }
+
+    /// Whether the granted resource is no more than this target.
+    fn contains(&self, g: &Granted) -> bool {
+        self.named_by(g)
+            && match (&self.scope, &g.key_pattern) {
+                (Scope::Itself, None) => true,
+                (Scope::Objects(keys), Some(p)) => glob(keys, p),
+                (Scope::Index(index), Some(p)) => *p == format!("index/{index}"),
+                _ => false,
+            }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.scope {
+            Scope::Itself => write!(f, "{}", self.resource),
+            Scope::Objects(keys) => write!(f, "{}/{keys}", self.resource),
+            Scope::Index(index) => write!(f, "{}/index/{index}", self.resource),
+        }
+    }
+}
+
 struct Function<'t> {
     logical: &'static str,
+    role: String,
     template: &'t Value,
     props: &'t Value,
     statements: Vec<Value>,
@@ -224,6 +288,7 @@ impl<'t> Function<'t> {
             .collect();
         Function {
             logical,
+            role: role_name,
             template,
             props,
             statements,
@@ -234,6 +299,10 @@ impl<'t> Function<'t> {
         self.props["Environment"]["Variables"]
             .as_object()
             .unwrap_or_else(|| panic!("{}: no Environment.Variables", self.logical))
+    }
+
+    fn resources(&self) -> &serde_json::Map<String, Value> {
+        self.template["Resources"].as_object().unwrap()
     }
 
     /// The logical resource a variable names (`!Ref X`).
@@ -259,107 +328,289 @@ impl<'t> Function<'t> {
             .to_string()
     }
 
-    /// The resources (logical ids or parameters) a binding stands for; each must be granted.
-    fn targets(&self, binding: Binding) -> Vec<String> {
-        let resources = self.template["Resources"].as_object().unwrap();
-        match binding {
-            Binding::Variable(v) | Binding::Object { bucket: v, .. } => {
-                vec![self.variable_resource(v)]
-            }
-            Binding::ScannedBuckets => {
-                // The stack's bucket that sends upload events, and the existing ones.
-                let mut out: Vec<String> = resources
-                    .iter()
-                    .filter(|(_, r)| {
-                        r["Type"] == "AWS::S3::Bucket"
-                            && !r["Properties"]["NotificationConfiguration"].is_null()
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                assert_eq!(out.len(), 1, "one upload bucket with notifications");
-                out.push("ExistingBucketArns".into());
-                out
-            }
-            Binding::EventSourceQueue => {
-                let events = self.props["Events"].as_object().unwrap();
-                let sqs: Vec<_> = events.values().filter(|e| e["Type"] == "SQS").collect();
-                assert_eq!(sqs.len(), 1, "{}: one SQS event source", self.logical);
-                refs(&sqs[0]["Properties"]["Queue"]).into_iter().collect()
-            }
-            Binding::LogGroup => refs(&self.props["LoggingConfig"]["LogGroup"])
-                .into_iter()
-                .collect(),
-            Binding::KeyOfBucket(v) => {
-                let bucket = self.variable_resource(v);
-                let sse = &resources[&bucket]["Properties"]["BucketEncryption"]
-                    ["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
-                refs(&sse["KMSMasterKeyID"]).into_iter().collect()
-            }
-            Binding::EventBus(v) => vec![format!("event-bus/{}", self.variable_literal(v))],
-        }
+    /// The stack's bucket that sends upload events, and the existing ones.
+    fn scanned_buckets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .resources()
+            .iter()
+            .filter(|(_, r)| {
+                r["Type"] == "AWS::S3::Bucket"
+                    && !r["Properties"]["NotificationConfiguration"].is_null()
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(out.len(), 1, "one upload bucket with notifications");
+        out.push("ExistingBucketArns".into());
+        out
     }
 
-    /// Whether some statement allows `action` on `target`, as objects (matching `key`, or
-    /// any key) or as the resource itself.
-    fn grants(&self, action: &str, target: &str, objects: bool, key: Option<&str>) -> bool {
+    fn log_group(&self) -> Vec<String> {
+        refs(&self.props["LoggingConfig"]["LogGroup"])
+            .into_iter()
+            .collect()
+    }
+
+    /// The KMS key a bucket of the template encrypts with.
+    fn key_of_bucket(&self, bucket: &str) -> Vec<String> {
+        let sse = &self.resources()[bucket]["Properties"]["BucketEncryption"]
+            ["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
+        refs(&sse["KMSMasterKeyID"]).into_iter().collect()
+    }
+
+    /// A table of the template has this global secondary index.
+    fn assert_index(&self, table: &str, index: &str) {
+        let indexes = &self.resources()[table]["Properties"]["GlobalSecondaryIndexes"];
+        assert!(
+            indexes
+                .as_array()
+                .is_some_and(|a| a.iter().any(|i| i["IndexName"] == index)),
+            "{}: {table} has no index {index}",
+            self.logical
+        );
+    }
+
+    /// Whether some statement allows `action` on all of `target`.
+    fn grants(&self, action: &str, target: &Target) -> bool {
         self.statements.iter().any(|s| {
             s["Effect"] == "Allow"
                 && strings(&s["Action"])
                     .iter()
                     .any(|a| action_matches(a, action))
-                && granted_resources(&s["Resource"]).iter().any(|g| {
-                    let names_target = g.refs.contains(target)
-                        || (target.starts_with("event-bus/") && g.literal.ends_with(target));
-                    names_target
-                        && match (&g.key_pattern, objects) {
-                            (Some(p), true) => key.map_or(p == "*", |k| glob(p, k)),
-                            (None, false) => true,
-                            _ => false,
-                        }
-                })
+                && granted_resources(&s["Resource"])
+                    .iter()
+                    .any(|g| target.covered_by(g))
         })
     }
 }
 
-fn all_needs() -> Vec<Need> {
-    deployment::NEEDS
-        .iter()
-        .flat_map(|n| n.iter().copied())
-        .collect()
+fn target(resource: impl Into<String>, scope: Scope) -> Target {
+    Target {
+        resource: resource.into(),
+        scope,
+    }
 }
 
-#[test]
-fn scanner_variables_are_set_in_the_template_and_nothing_else_is() {
-    let template = template();
-    let f = Function::new(&template, "ScannerFunction");
-    let env = f.environment();
-    for v in deployment::VARIABLES {
-        match v.deployed {
-            Deployed::Set => assert!(
-                env.contains_key(v.name),
-                "ScannerFunction: the scanner reads {} but the template does not set it",
-                v.name
-            ),
-            Deployed::NotInLambda(why) => assert!(
-                !env.contains_key(v.name),
-                "ScannerFunction sets {}, which Lambda must not: {why}",
-                v.name
-            ),
-        }
+/// Objects (matching `keys`) for a need on objects, else the resource itself.
+fn scope(on: Resource, keys: impl Into<String>) -> Scope {
+    if on.is_objects() {
+        Scope::Objects(keys.into())
+    } else {
+        Scope::Itself
     }
-    let known: BTreeSet<&str> = deployment::VARIABLES.iter().map(|v| v.name).collect();
-    for name in env.keys() {
+}
+
+/// One action a function needs on one target, and which need asks for it.
+struct Required {
+    action: &'static str,
+    target: Target,
+    why: String,
+}
+
+/// A function of the template and everything its code needs, bound to the template's
+/// resources.
+struct Contract<'t> {
+    function: Function<'t>,
+    required: Vec<Required>,
+}
+
+impl<'t> Contract<'t> {
+    fn new(
+        function: Function<'t>,
+        needs: &[&[Need]],
+        targets: impl Fn(&Function, Resource) -> Vec<Target>,
+    ) -> Contract<'t> {
+        let mut required = vec![];
+        for need in needs.iter().flat_map(|n| n.iter()) {
+            for target in targets(&function, need.on) {
+                for action in need.actions {
+                    required.push(Required {
+                        action,
+                        target: target.clone(),
+                        why: format!("{:?} {:?}", need.on, need.operations),
+                    });
+                }
+            }
+        }
+        Contract { function, required }
+    }
+
+    /// The scanner: `hashgate_scanner::deployment`.
+    fn scanner(template: &'t Value) -> Contract<'t> {
+        Contract::new(
+            Function::new(template, "ScannerFunction"),
+            scanner::NEEDS,
+            |f, on| match scanner::binding(on) {
+                scanner::Binding::Variable(v) => {
+                    vec![target(f.variable_resource(v), scope(on, "*"))]
+                }
+                scanner::Binding::Object { bucket, key } => vec![target(
+                    f.variable_resource(bucket),
+                    scope(on, f.variable_literal(key)),
+                )],
+                scanner::Binding::ScannedBuckets => f
+                    .scanned_buckets()
+                    .into_iter()
+                    .map(|b| target(b, scope(on, "*")))
+                    .collect(),
+                scanner::Binding::EventSourceQueue => {
+                    let events = f.props["Events"].as_object().unwrap();
+                    let sqs: Vec<_> = events.values().filter(|e| e["Type"] == "SQS").collect();
+                    assert_eq!(sqs.len(), 1, "{}: one SQS event source", f.logical);
+                    refs(&sqs[0]["Properties"]["Queue"])
+                        .into_iter()
+                        .map(|q| target(q, Scope::Itself))
+                        .collect()
+                }
+                scanner::Binding::LogGroup => f
+                    .log_group()
+                    .into_iter()
+                    .map(|g| target(g, Scope::Itself))
+                    .collect(),
+                scanner::Binding::KeyOfBucket(v) => f
+                    .key_of_bucket(&f.variable_resource(v))
+                    .into_iter()
+                    .map(|k| target(k, Scope::Itself))
+                    .collect(),
+                scanner::Binding::EventBus(v) => vec![target(
+                    format!("event-bus/{}", f.variable_literal(v)),
+                    Scope::Itself,
+                )],
+            },
+        )
+    }
+
+    /// The review function: `functions/review-api/src/deployment.rs`.
+    fn review(template: &'t Value) -> Contract<'t> {
+        // Cases name their quarantined copies in the bucket the scanner writes to.
+        let scanner = Function::new(template, "ScannerFunction");
+        let quarantine = scanner.variable_resource("HASHGATE_QUARANTINE_BUCKET");
+        Contract::new(
+            Function::new(template, "ReviewFunction"),
+            review::NEEDS,
+            |f, on| match review::binding(on) {
+                review::Binding::Variable(v) => {
+                    vec![target(f.variable_resource(v), scope(on, "*"))]
+                }
+                review::Binding::Index { table, index } => {
+                    let table = f.variable_resource(table);
+                    f.assert_index(&table, index);
+                    vec![target(table, Scope::Index(index.into()))]
+                }
+                review::Binding::ObjectsUnder { bucket, prefix } => vec![target(
+                    f.variable_resource(bucket),
+                    scope(on, format!("{prefix}*")),
+                )],
+                review::Binding::QuarantineBucket => vec![target(&quarantine, scope(on, "*"))],
+                review::Binding::KeyOfQuarantineBucket => f
+                    .key_of_bucket(&quarantine)
+                    .into_iter()
+                    .map(|k| target(k, Scope::Itself))
+                    .collect(),
+                review::Binding::ScannedBuckets => f
+                    .scanned_buckets()
+                    .into_iter()
+                    .map(|b| target(b, scope(on, "*")))
+                    .collect(),
+                review::Binding::LogGroup => f
+                    .log_group()
+                    .into_iter()
+                    .map(|g| target(g, Scope::Itself))
+                    .collect(),
+            },
+        )
+    }
+
+    /// Every needed action its role does not grant on all of the target.
+    fn missing(&self) -> Vec<String> {
+        self.required
+            .iter()
+            .filter(|r| !self.function.grants(r.action, &r.target))
+            .map(|r| format!("{} on {} (for {})", r.action, r.target, r.why))
+            .collect()
+    }
+
+    /// Every grant of its role that no need asks for on that resource, every wildcard
+    /// action, and every resource that is none of the stack's.
+    fn unneeded(&self) -> Vec<String> {
+        let mut out = vec![];
+        for s in &self.function.statements {
+            let sid = s["Sid"].as_str().unwrap_or("?");
+            for action in strings(&s["Action"]) {
+                if action.contains('*') {
+                    out.push(format!("{sid}: wildcard action {action}"));
+                    continue;
+                }
+                for g in granted_resources(&s["Resource"]) {
+                    let needed = self
+                        .required
+                        .iter()
+                        .any(|r| r.action.eq_ignore_ascii_case(&action) && r.target.contains(&g));
+                    if !needed {
+                        out.push(format!(
+                            "{sid}: {action} on {}, which no code of the function needs there",
+                            g.literal
+                        ));
+                    }
+                }
+            }
+            for g in granted_resources(&s["Resource"]) {
+                if g.literal == "*" || g.refs.is_empty() && !g.literal.contains("event-bus/") {
+                    out.push(format!(
+                        "{sid}: resource {} names none of the stack's resources",
+                        g.literal
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn assert_grants_exactly_what_is_needed(&self) {
+        let missing = self.missing();
         assert!(
-            known.contains(name.as_str()),
-            "ScannerFunction sets {name}, which the scanner does not read (a typo?)"
+            missing.is_empty(),
+            "{} lacks:\n  {}",
+            self.function.role,
+            missing.join("\n  ")
+        );
+        let unneeded = self.unneeded();
+        assert!(
+            unneeded.is_empty(),
+            "{} grants more than {} needs:\n  {}",
+            self.function.role,
+            self.function.logical,
+            unneeded.join("\n  ")
         );
     }
 }
 
-#[test]
-fn every_variable_the_scanner_source_reads_is_declared() {
-    let known: BTreeSet<&str> = deployment::VARIABLES.iter().map(|v| v.name).collect();
-    let dir = repo().join("functions/scanner/src");
+/// A function's variables: each name, and why Lambda must not set it (`None`: it must).
+fn assert_variables_set_and_nothing_else(f: &Function, variables: &[(&str, Option<&str>)]) {
+    let env = f.environment();
+    let logical = f.logical;
+    for (name, not_in_lambda) in variables {
+        match not_in_lambda {
+            None => assert!(
+                env.contains_key(*name),
+                "{logical}: the function reads {name} but the template does not set it"
+            ),
+            Some(why) => assert!(
+                !env.contains_key(*name),
+                "{logical} sets {name}, which Lambda must not: {why}"
+            ),
+        }
+    }
+    for name in env.keys() {
+        assert!(
+            variables.iter().any(|(v, _)| v == name),
+            "{logical} sets {name}, which the function does not read (a typo?)"
+        );
+    }
+}
+
+/// Every `"HASHGATE_…"` name in a function's source is one of its declared variables.
+fn assert_source_reads_only_declared(dir: &str, declared: &[&str], module: &str) {
+    let dir = repo().join(dir);
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -371,8 +622,8 @@ fn every_variable_the_scanner_source_reads_is_declared() {
                 .collect();
             let name = format!("HASHGATE_{name}");
             assert!(
-                known.contains(name.as_str()),
-                "{}: reads {name}, which deployment::VARIABLES does not declare",
+                declared.contains(&name.as_str()),
+                "{}: reads {name}, which {module}::VARIABLES does not declare",
                 path.display()
             );
             seen += 1;
@@ -385,31 +636,62 @@ fn every_variable_the_scanner_source_reads_is_declared() {
     );
 }
 
+fn scanner_variables() -> Vec<(&'static str, Option<&'static str>)> {
+    scanner::VARIABLES
+        .iter()
+        .map(|v| match v.deployed {
+            scanner::Deployed::Set => (v.name, None),
+            scanner::Deployed::NotInLambda(why) => (v.name, Some(why)),
+        })
+        .collect()
+}
+
+fn review_variables() -> Vec<(&'static str, Option<&'static str>)> {
+    review::VARIABLES
+        .iter()
+        .map(|v| match v.deployed {
+            review::Deployed::Set => (v.name, None),
+            review::Deployed::NotInLambda(why) => (v.name, Some(why)),
+        })
+        .collect()
+}
+
+#[test]
+fn scanner_variables_are_set_in_the_template_and_nothing_else_is() {
+    let template = template();
+    let f = Function::new(&template, "ScannerFunction");
+    assert_variables_set_and_nothing_else(&f, &scanner_variables());
+}
+
+#[test]
+fn review_variables_are_set_in_the_template_and_nothing_else_is() {
+    let template = template();
+    let f = Function::new(&template, "ReviewFunction");
+    assert_variables_set_and_nothing_else(&f, &review_variables());
+}
+
+#[test]
+fn every_variable_the_functions_source_reads_is_declared() {
+    let names = |v: Vec<(&'static str, Option<&'static str>)>| -> Vec<&'static str> {
+        v.into_iter().map(|(name, _)| name).collect()
+    };
+    assert_source_reads_only_declared(
+        "functions/scanner/src",
+        &names(scanner_variables()),
+        "hashgate_scanner::deployment",
+    );
+    assert_source_reads_only_declared(
+        "functions/review-api/src",
+        &names(review_variables()),
+        "hashgate_review_api::deployment",
+    );
+}
+
 #[test]
 fn scanner_role_grants_every_needed_action_on_the_right_resource() {
     let template = template();
-    let f = Function::new(&template, "ScannerFunction");
-    let mut missing = vec![];
-    for need in all_needs() {
-        let binding = deployment::binding(need.on);
-        let objects = need.on.is_objects();
-        let key = match binding {
-            Binding::Object { key, .. } => Some(f.variable_literal(key)),
-            _ => None,
-        };
-        for target in f.targets(binding) {
-            for action in need.actions {
-                if !f.grants(action, &target, objects, key.as_deref()) {
-                    missing.push(format!(
-                        "{action} on {target}{} (for {:?}, {:?})",
-                        if objects { "/*" } else { "" },
-                        need.on,
-                        need.operations
-                    ));
-                }
-            }
-        }
-    }
+    let contract = Contract::scanner(&template);
+    let missing = contract.missing();
     assert!(
         missing.is_empty(),
         "ScannerRole lacks:\n  {}",
@@ -420,59 +702,105 @@ fn scanner_role_grants_every_needed_action_on_the_right_resource() {
 #[test]
 fn scanner_role_grants_nothing_unneeded_and_no_wildcard_resource() {
     let template = template();
-    let f = Function::new(&template, "ScannerFunction");
-    let needed: BTreeSet<&str> = all_needs()
-        .iter()
-        .flat_map(|n| n.actions.iter().copied())
-        .collect();
-    for s in &f.statements {
-        let sid = s["Sid"].as_str().unwrap_or("?");
-        for action in strings(&s["Action"]) {
-            assert!(
-                !action.contains('*'),
-                "ScannerRole {sid}: wildcard action {action}"
-            );
-            assert!(
-                needed.contains(action.as_str()),
-                "ScannerRole {sid}: grants {action}, which no code of the scanner needs"
-            );
-        }
-        for g in granted_resources(&s["Resource"]) {
-            assert!(
-                g.literal != "*" && !g.refs.is_empty() || g.literal.contains("event-bus/"),
-                "ScannerRole {sid}: resource {} names none of the stack's resources",
-                g.literal
-            );
-        }
-    }
+    let contract = Contract::scanner(&template);
+    let unneeded = contract.unneeded();
+    assert!(
+        unneeded.is_empty(),
+        "ScannerRole:\n  {}",
+        unneeded.join("\n  ")
+    );
+    // The case's first audit entry is linked after the chain's head, which the scanner
+    // queries on the audit table itself; no index, and nothing of the case table's.
+    let f = &contract.function;
+    assert!(f.grants("dynamodb:Query", &target("AuditTable", Scope::Itself)));
+    assert!(!f.grants("dynamodb:Query", &target("CaseTable", Scope::Itself)));
+    assert!(!f.grants(
+        "dynamodb:Query",
+        &target("CaseTable", Scope::Index("by_created".into()))
+    ));
+    assert!(!f.grants(
+        "dynamodb:Query",
+        &target("AuditTable", Scope::Index("by_case".into()))
+    ));
 }
 
 #[test]
-fn the_checker_notices_a_missing_grant() {
-    // Without one statement, the check above must fail: it is not vacuous.
+fn review_role_grants_exactly_what_the_review_function_needs() {
+    let template = template();
+    Contract::review(&template).assert_grants_exactly_what_is_needed();
+}
+
+#[test]
+fn the_checker_notices_a_missing_grant_and_an_unneeded_one() {
+    // Without one statement, the checks above must fail: they are not vacuous.
     let mut template = template();
     let statements = template["Resources"]["ScannerRole"]["Properties"]["Policies"][0]
         ["PolicyDocument"]["Statement"]
         .as_array_mut()
         .unwrap();
     statements.retain(|s| s["Sid"] != "WriteQuarantinedCopies");
-    let f = Function::new(&template, "ScannerFunction");
-    assert!(!f.grants("s3:PutObjectRetention", "QuarantineBucket", true, None));
-    assert!(f.grants("s3:GetObject", "UploadBucket", true, None));
-    assert!(!f.grants("s3:GetObject", "UploadBucket", false, None));
-    assert!(f.grants(
-        "s3:GetObject",
-        "FilterBucket",
-        true,
-        Some("filters/current.hgf")
-    ));
-    assert!(!f.grants("s3:GetObject", "FilterBucket", true, Some("lists/x.csv")));
+    let contract = Contract::scanner(&template);
+    let f = &contract.function;
+    let any = || Scope::Objects("*".into());
+    assert!(!f.grants("s3:PutObjectRetention", &target("QuarantineBucket", any())));
+    assert!(contract
+        .missing()
+        .iter()
+        .any(|m| m.starts_with("s3:PutObjectRetention on QuarantineBucket/*")));
+    assert!(f.grants("s3:GetObject", &target("UploadBucket", any())));
+    assert!(!f.grants("s3:GetObject", &target("UploadBucket", Scope::Itself)));
+    let filter = |key: &str| target("FilterBucket", Scope::Objects(key.into()));
+    assert!(f.grants("s3:GetObject", &filter("filters/current.hgf")));
+    assert!(!f.grants("s3:GetObject", &filter("lists/x.csv")));
+    assert!(!f.grants("s3:GetObject", &filter("*")));
+
+    // The review role without the queue's index, with the audit table's GetItem back, and
+    // with the checkpoint bucket's every object instead of the checkpoints.
+    let mut template = self::template();
+    let statements = template["Resources"]["ReviewFunctionRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap();
+    statements.retain(|s| s["Sid"] != "ListTheQueue");
+    for s in statements.iter_mut() {
+        if s["Sid"] == "ReadAndAppendAudit" {
+            s["Action"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("dynamodb:GetItem"));
+        }
+        if s["Sid"] == "WriteAuditCheckpoints" {
+            s["Resource"] = json!({"Fn::Sub": "${AuditCheckpointBucket.Arn}/*"});
+        }
+    }
+    let contract = Contract::review(&template);
+    let missing = contract.missing();
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.starts_with("dynamodb:Query on CaseTable/index/by_created")),
+        "{missing:?}"
+    );
+    let unneeded = contract.unneeded();
+    assert!(
+        unneeded
+            .iter()
+            .any(|u| u.starts_with("ReadAndAppendAudit: dynamodb:GetItem")),
+        "{unneeded:?}"
+    );
+    assert!(
+        unneeded
+            .iter()
+            .any(|u| u.starts_with("WriteAuditCheckpoints: s3:PutObject")),
+        "{unneeded:?}"
+    );
 }
 
-/// The SDK operations called in a source file: `client.op()`, `sqs.op()`, `events.op()`.
+/// The SDK operations called in a source file: `client.op()`, `sqs.op()`, `events.op()`,
+/// `kms.op()`.
 fn sdk_calls(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for receiver in ["client", "sqs", "events"] {
+    for receiver in ["client", "sqs", "events", "kms"] {
         for (at, _) in text.match_indices(receiver) {
             let before = text[..at].chars().next_back();
             if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -485,12 +813,13 @@ fn sdk_calls(text: &str) -> BTreeSet<String> {
             let rest = rest.trim_start();
             let ident: String = rest
                 .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                 .collect();
             if !ident.is_empty() && rest[ident.len()..].starts_with("()") {
                 out.insert(
                     ident
                         .split('_')
+                        .filter(|w| !w.is_empty())
                         .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
                         .collect(),
                 );
@@ -501,26 +830,49 @@ fn sdk_calls(text: &str) -> BTreeSet<String> {
 }
 
 #[test]
+fn sdk_calls_are_read_with_their_service_names() {
+    let text = "self.client\n    .list_objects_v2()\n  .send(); self.kms.sign().key_id(k); \
+                my_client.get_object(); kms.verify ()";
+    assert_eq!(
+        sdk_calls(text),
+        BTreeSet::from(["ListObjectsV2".to_string(), "Sign".to_string()])
+    );
+}
+
+#[test]
 fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
     let declared: BTreeMap<&str, Vec<&[Need]>> = BTreeMap::from([
-        ("adapters/aws/src/s3.rs", vec![access::S3_OBJECTS]),
+        (
+            "adapters/aws/src/s3.rs",
+            vec![access::S3_OBJECTS, access::EVIDENCE],
+        ),
         (
             "adapters/aws/src/filter_source.rs",
             vec![access::FILTER_READ, access::FILTER_PUBLISH],
         ),
         (
             "adapters/aws/src/dynamo.rs",
-            vec![access::HASHES_READ, access::HASHES_WRITE, access::CASES],
+            vec![
+                access::HASHES_READ,
+                access::HASHES_WRITE,
+                access::CASES,
+                access::REVIEW_CASES,
+            ],
         ),
+        ("adapters/aws/src/checkpoint.rs", vec![access::CHECKPOINTS]),
         ("adapters/aws/src/notify.rs", vec![access::NOTIFY]),
         (
             "adapters/aws/src/notifications.rs",
             vec![access::BUCKET_NOTIFICATIONS],
         ),
-        ("functions/scanner/src/worker.rs", vec![deployment::WORKER]),
+        ("functions/scanner/src/worker.rs", vec![scanner::WORKER]),
     ]);
     let mut files = vec![];
-    for dir in ["adapters/aws/src", "functions/scanner/src"] {
+    for dir in [
+        "adapters/aws/src",
+        "functions/scanner/src",
+        "functions/review-api/src",
+    ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             files.push(format!(
                 "{dir}/{}",
@@ -528,8 +880,8 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
             ));
         }
     }
-    for file in files {
-        let calls = sdk_calls(&std::fs::read_to_string(repo().join(&file)).unwrap());
+    for file in &files {
+        let calls = sdk_calls(&std::fs::read_to_string(repo().join(file)).unwrap());
         let ops: BTreeSet<String> = declared
             .get(file.as_str())
             .into_iter()
@@ -548,14 +900,38 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
             "{file}: declares {uncalled:?}, which it never calls"
         );
     }
-    // The scanner's needs name the operations of the adapters it uses; it uses the read side
-    // of the hash store only.
-    let scanner_ops: BTreeSet<&str> = all_needs()
-        .iter()
-        .flat_map(|n| n.operations.iter().copied())
-        .collect();
+    for file in declared.keys() {
+        assert!(files.iter().any(|f| f == file), "{file} does not exist");
+    }
+    let operations = |needs: &[&[Need]]| -> BTreeSet<&str> {
+        needs
+            .iter()
+            .flat_map(|n| n.iter())
+            .flat_map(|n| n.operations.iter().copied())
+            .collect()
+    };
+    // The scanner uses the read side of the hash store only.
+    let scanner_ops = operations(scanner::NEEDS);
     assert!(!scanner_ops.contains("BatchWriteItem"));
     assert!(scanner_ops.contains("TransactWriteItems"));
+    assert!(scanner_ops.contains("Query"));
+    // The review function reads no hash, scans no table and deletes nothing.
+    let review_ops = operations(review::NEEDS);
+    for op in [
+        "BatchGetItem",
+        "BatchWriteItem",
+        "Scan",
+        "DeleteItem",
+        "DeleteObject",
+    ] {
+        assert!(!review_ops.contains(op), "the review function uses {op}");
+    }
+    for op in ["TransactWriteItems", "CopyObject", "Sign", "Verify"] {
+        assert!(
+            review_ops.contains(op),
+            "the review function never uses {op}"
+        );
+    }
 }
 
 /// A request, as a bucket policy's conditions see it.
@@ -565,30 +941,36 @@ struct Request<'a> {
     principal: &'a str,
     /// `s3:ExistingObjectTag/<key>` values.
     existing_tags: &'a [(&'a str, &'a str)],
-    /// `s3:RequestObjectTagKeys`.
-    request_tag_keys: &'a [&'a str],
+    /// The tags the request sets: `s3:RequestObjectTagKeys`, `s3:RequestObjectTag/<key>`.
+    request_tags: &'a [(&'a str, &'a str)],
     secure_transport: bool,
 }
 
 impl Request<'_> {
     fn context(&self, key: &str) -> Vec<String> {
+        let values = |tags: &[(&str, &str)], tag: &str| -> Vec<String> {
+            tags.iter()
+                .filter(|(k, _)| *k == tag)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        };
         match key {
             "aws:PrincipalArn" => vec![self.principal.to_string()],
             "aws:SecureTransport" => vec![self.secure_transport.to_string()],
             "s3:RequestObjectTagKeys" => self
-                .request_tag_keys
+                .request_tags
                 .iter()
-                .map(|k| k.to_string())
+                .map(|(k, _)| k.to_string())
                 .collect(),
-            other => match other.strip_prefix("s3:ExistingObjectTag/") {
-                Some(tag) => self
-                    .existing_tags
-                    .iter()
-                    .filter(|(k, _)| *k == tag)
-                    .map(|(_, v)| v.to_string())
-                    .collect(),
-                None => panic!("condition key {other} is not modelled by this test"),
-            },
+            other => {
+                if let Some(tag) = other.strip_prefix("s3:ExistingObjectTag/") {
+                    values(self.existing_tags, tag)
+                } else if let Some(tag) = other.strip_prefix("s3:RequestObjectTag/") {
+                    values(self.request_tags, tag)
+                } else {
+                    panic!("condition key {other} is not modelled by this test")
+                }
+            }
         }
     }
 }
@@ -645,7 +1027,7 @@ fn request<'a>(action: &'a str, principal: &'a str) -> Request<'a> {
         action,
         principal,
         existing_tags: &[],
-        request_tag_keys: &[],
+        request_tags: &[],
         secure_transport: true,
     }
 }
@@ -656,54 +1038,95 @@ fn reads_are_blocked_until_the_scanner_tags_an_object_clean() {
     let template = template();
     let policy = "UploadBucketPolicy";
     let clean = [(RESULT_TAG, ScanStatus::Clean.tag_value())];
+    let released_value = ScanStatus::Released {
+        case_id: String::new(),
+    }
+    .tag_value();
+    let released = [(RESULT_TAG, released_value)];
+    let held = [(RESULT_TAG, "held")];
     let matched = [(RESULT_TAG, "match")];
     let owner = "AnyOtherPrincipal";
+    let review = "ReviewFunctionRole";
 
-    // Unscanned, or scanned and not clean: nobody but the scanner reads it.
+    // Unscanned, or scanned and neither clean nor released: nobody but the scanner and the
+    // review function reads it.
     for action in ["s3:GetObject", "s3:GetObjectVersion"] {
         assert!(denies(&template, policy, &request(action, owner)));
-        let r = Request {
-            existing_tags: &matched,
-            ..request(action, owner)
-        };
-        assert!(denies(&template, policy, &r));
+        for tags in [&matched, &held] {
+            let r = Request {
+                existing_tags: tags,
+                ..request(action, owner)
+            };
+            assert!(denies(&template, policy, &r), "{action} of {tags:?}");
+        }
         assert!(!denies(&template, policy, &request(action, "ScannerRole")));
+        // The review function HEADs a restore's candidate keys, reads the restored copy
+        // back, and previews an object held in place.
+        assert!(!denies(&template, policy, &request(action, review)));
         let r = Request {
-            existing_tags: &clean,
-            ..request(action, owner)
-        };
-        assert!(!denies(&template, policy, &r), "{action} of a clean object");
-    }
-    // Only the scanner sets the result tag; an upload carrying it is refused outright.
-    for action in ["s3:PutObjectTagging", "s3:PutObjectVersionTagging"] {
-        let r = Request {
-            request_tag_keys: &["project", RESULT_TAG],
-            ..request(action, owner)
-        };
-        assert!(
-            denies(&template, policy, &r),
-            "{action} setting {RESULT_TAG}"
-        );
-        let r = Request {
-            request_tag_keys: &[RESULT_TAG],
-            ..request(action, "ScannerRole")
+            existing_tags: &held,
+            ..request(action, review)
         };
         assert!(!denies(&template, policy, &r));
+        for tags in [&clean, &released] {
+            let r = Request {
+                existing_tags: tags,
+                ..request(action, owner)
+            };
+            assert!(!denies(&template, policy, &r), "{action} of {tags:?}");
+        }
+    }
+    // Only the scanner sets the result tag, and the review function only to released; an
+    // upload carrying it is refused outright.
+    for action in ["s3:PutObjectTagging", "s3:PutObjectVersionTagging"] {
+        for tags in [&clean, &released] {
+            let r = Request {
+                request_tags: &[("project", "x"), tags[0]],
+                ..request(action, owner)
+            };
+            assert!(denies(&template, policy, &r), "{action} setting {tags:?}");
+            let r = Request {
+                request_tags: tags,
+                ..request(action, "ScannerRole")
+            };
+            assert!(!denies(&template, policy, &r));
+        }
         let r = Request {
-            request_tag_keys: &["project"],
+            request_tags: &[("project", "x"), released[0]],
+            ..request(action, review)
+        };
+        assert!(!denies(&template, policy, &r), "{action}: a release");
+        for tags in [&clean, &held] {
+            let r = Request {
+                request_tags: tags,
+                ..request(action, review)
+            };
+            assert!(
+                denies(&template, policy, &r),
+                "{action} by the review function setting {tags:?}"
+            );
+        }
+        let r = Request {
+            request_tags: &[("project", "x")],
             ..request(action, owner)
         };
         assert!(!denies(&template, policy, &r), "owners keep their own tags");
     }
-    let r = Request {
-        request_tag_keys: &[RESULT_TAG],
-        ..request("s3:PutObject", owner)
-    };
-    assert!(
-        denies(&template, policy, &r),
-        "an upload tagging itself clean"
-    );
+    for tags in [&clean, &released] {
+        for principal in [owner, review] {
+            let r = Request {
+                request_tags: tags,
+                ..request("s3:PutObject", principal)
+            };
+            assert!(
+                denies(&template, policy, &r),
+                "an upload by {principal} tagging itself {tags:?}"
+            );
+        }
+    }
     assert!(!denies(&template, policy, &request("s3:PutObject", owner)));
+    // A restore's copy carries no tag of the request's own.
+    assert!(!denies(&template, policy, &request("s3:PutObject", review)));
     // Plain HTTP is refused for everyone.
     let r = Request {
         secure_transport: false,
@@ -725,6 +1148,9 @@ fn reads_are_blocked_until_the_scanner_tags_an_object_clean() {
         f.environment()["HASHGATE_TAG_CLEAN"],
         json!({"Fn::If": ["BlockReads", "true", {"Ref": "TagCleanObjects"}]})
     );
+    // The roles the policy names are the functions' own.
+    assert_eq!(f.role, "ScannerRole");
+    assert_eq!(Function::new(&template, "ReviewFunction").role, review);
 }
 
 #[test]
@@ -734,6 +1160,7 @@ fn only_the_scanner_and_reviewers_touch_quarantined_objects() {
     for action in [
         "s3:GetObject",
         "s3:GetObjectVersion",
+        "s3:GetObjectTagging",
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:DeleteObjectVersion",
@@ -745,15 +1172,61 @@ fn only_the_scanner_and_reviewers_touch_quarantined_objects() {
             denies(&template, policy, &request(action, "AccountAdministrator")),
             "{action} by anyone else"
         );
-        for role in ["ScannerRole", "ReviewerRole"] {
+        for role in ["ScannerRole", "ReviewerRole", "ReviewFunctionRole"] {
             assert!(
                 !denies(&template, policy, &request(action, role)),
                 "{action} by {role}"
             );
         }
     }
-    // The scanner is granted what it needs there by its role (checked above); the bucket
-    // encrypts with the key the scanner may use.
-    let f = Function::new(&template, "ScannerFunction");
-    assert!(f.grants("kms:GenerateDataKey", "QuarantineKey", false, None));
+    // The functions are granted what they need there by their roles (checked above); the
+    // bucket encrypts with the key the scanner encrypts with and the review function
+    // decrypts with.
+    let scanner = Contract::scanner(&template);
+    let review = Contract::review(&template);
+    let key = target("QuarantineKey", Scope::Itself);
+    assert!(scanner.function.grants("kms:GenerateDataKey", &key));
+    assert!(review.function.grants("kms:Decrypt", &key));
+    assert!(!review.function.grants("kms:GenerateDataKey", &key));
+}
+
+#[test]
+fn only_the_review_function_writes_checkpoints_and_nobody_deletes_one() {
+    let template = template();
+    let policy = "AuditCheckpointBucketPolicy";
+    for principal in ["ScannerRole", "ReviewerRole", "AccountAdministrator"] {
+        for action in [
+            "s3:PutObject",
+            "s3:PutObjectRetention",
+            "s3:PutObjectLegalHold",
+        ] {
+            assert!(
+                denies(&template, policy, &request(action, principal)),
+                "{action} by {principal}"
+            );
+        }
+    }
+    assert!(!denies(
+        &template,
+        policy,
+        &request("s3:PutObject", "ReviewFunctionRole")
+    ));
+    for principal in ["ReviewFunctionRole", "AccountAdministrator"] {
+        for action in [
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:BypassGovernanceRetention",
+        ] {
+            assert!(
+                denies(&template, policy, &request(action, principal)),
+                "{action} by {principal}"
+            );
+        }
+        // Reading stays with the account (`hashgate audit verify`).
+        assert!(!denies(
+            &template,
+            policy,
+            &request("s3:GetObject", principal)
+        ));
+    }
 }

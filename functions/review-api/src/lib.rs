@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod deployed;
+pub mod deployment;
 pub mod preview;
 pub mod routes;
 pub mod service;
