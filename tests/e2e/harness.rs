@@ -188,8 +188,7 @@ fn answers_ok(url: &str) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request =
-        format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     let mut head = [0u8; 12];
     stream.write_all(request.as_bytes()).is_ok()
         && stream.read_exact(&mut head).is_ok()
@@ -216,12 +215,18 @@ impl Stack {
         let mut api = ReviewApi {
             child,
             log,
-            url: self.var("HASHGATE_REVIEW_URL").trim_end_matches('/').to_string(),
+            url: self
+                .var("HASHGATE_REVIEW_URL")
+                .trim_end_matches('/')
+                .to_string(),
         };
         let start = Instant::now();
         loop {
             if let Some(status) = api.child.try_wait().expect("review-api status") {
-                panic!("review-api exited ({status}) before it answered:\n{}", api.log());
+                panic!(
+                    "review-api exited ({status}) before it answered:\n{}",
+                    api.log()
+                );
             }
             if answers_ok(&format!("{}/healthz", api.url)) {
                 return api;
@@ -239,8 +244,8 @@ impl Stack {
     /// The review users' passwords (`review-users.json`).
     pub fn review_users(&self) -> HashMap<String, String> {
         let path = self.state.path().join("review-users.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).expect("review-users.json is a JSON object")
     }
 
@@ -249,7 +254,10 @@ impl Stack {
     pub async fn sign_in(&self, user: &str) -> String {
         let password = self.review_users()[user].clone();
         let response = reqwest::Client::new()
-            .post(format!("{}/", self.var("HASHGATE_IDP_ENDPOINT").trim_end_matches('/')))
+            .post(format!(
+                "{}/",
+                self.var("HASHGATE_IDP_ENDPOINT").trim_end_matches('/')
+            ))
             .header("content-type", "application/x-amz-json-1.1")
             .header(
                 "x-amz-target",
@@ -268,7 +276,10 @@ impl Stack {
             .expect("InitiateAuth");
         let status = response.status();
         let body: serde_json::Value = response.json().await.expect("InitiateAuth answer");
-        assert!(status.is_success(), "sign-in of {user} failed: {status} {body}");
+        assert!(
+            status.is_success(),
+            "sign-in of {user} failed: {status} {body}"
+        );
         body["AuthenticationResult"]["AccessToken"]
             .as_str()
             .expect("an access token")
@@ -293,7 +304,10 @@ impl Stack {
             .expect("write claims");
         let out = child.wait_with_output().expect("sign_token.py");
         assert!(out.status.success(), "sign_token.py failed");
-        String::from_utf8(out.stdout).expect("token").trim().to_string()
+        String::from_utf8(out.stdout)
+            .expect("token")
+            .trim()
+            .to_string()
     }
 }
 

@@ -39,7 +39,11 @@ fn import(stack: &Stack, contents: &[&[u8]]) {
         .arg(&list)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Client {
@@ -76,9 +80,18 @@ impl Client {
         (status, headers, response.bytes().await.unwrap().to_vec())
     }
 
-    async fn json(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let (status, _, bytes) = self.send(method, path, Some(token), body).await;
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -122,12 +135,17 @@ async fn every_route_needs_a_valid_token_of_the_right_role() {
     };
     // The forging works: a token like the pool's own is accepted…
     let like_the_pools = stack.forge_token(&claims(&issuer, now + 600, &["reviewer"]));
-    let (status, _) = client.json("GET", "/api/cases", &like_the_pools, None).await;
+    let (status, _) = client
+        .json("GET", "/api/cases", &like_the_pools, None)
+        .await;
     assert_eq!(status, 200);
     // …so these are refused for the one thing wrong with each.
     let expired = stack.forge_token(&claims(&issuer, now - 5, &["reviewer"]));
     let other_pool = stack.forge_token(&claims(
-        &format!("https://cognito-idp.{}.amazonaws.com/us-east-1_Other", stack.var("AWS_REGION")),
+        &format!(
+            "https://cognito-idp.{}.amazonaws.com/us-east-1_Other",
+            stack.var("AWS_REGION")
+        ),
         now + 600,
         &["reviewer"],
     ));
@@ -161,7 +179,9 @@ async fn every_route_needs_a_valid_token_of_the_right_role() {
         let (status, _, _) = client.send(method, path, Some(&no_group), body).await;
         assert_eq!(status, 403, "{method} {path} in no group");
     }
-    let (status, v) = client.json("GET", "/api/audit/verify", &reviewer, None).await;
+    let (status, v) = client
+        .json("GET", "/api/audit/verify", &reviewer, None)
+        .await;
     assert_eq!(status, 403, "{v}");
     let (status, v) = client.json("GET", "/api/audit/verify", &admin, None).await;
     assert_eq!(status, 200, "{v}");
@@ -256,7 +276,9 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
     assert_eq!(v["items"].as_array().unwrap().len(), 0);
 
     // The case, with its content type and history.
-    let (status, v) = client.json("GET", &format!("/api/cases/{id_a}"), &ra, None).await;
+    let (status, v) = client
+        .json("GET", &format!("/api/cases/{id_a}"), &ra, None)
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["case"]["content_type"], "image/png");
     assert_eq!(v["case"]["object"]["key"], "photos/a.png");
@@ -270,7 +292,12 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
 
     // The preview: small, gray, blurred, never the original.
     let (status, headers, body) = client
-        .send("GET", &format!("/api/cases/{id_a}/preview"), Some(&ra), None)
+        .send(
+            "GET",
+            &format!("/api/cases/{id_a}/preview"),
+            Some(&ra),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "image/png");
@@ -303,14 +330,21 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
     assert_eq!(me["reveals_today"][0]["case_id"], id_a.as_str());
 
     // The two-person rule.
-    let confirm = json!({"decision": "confirm", "reason": "matches the list", "classification": "A1"});
+    let confirm =
+        json!({"decision": "confirm", "reason": "matches the list", "classification": "A1"});
     let decide = format!("/api/cases/{id_a}/decision");
-    let (status, v) = client.json("POST", &decide, &ra, Some(confirm.clone())).await;
+    let (status, v) = client
+        .json("POST", &decide, &ra, Some(confirm.clone()))
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["case"]["status"], "awaiting_second_review");
-    let (status, v) = client.json("POST", &decide, &ra, Some(confirm.clone())).await;
+    let (status, v) = client
+        .json("POST", &decide, &ra, Some(confirm.clone()))
+        .await;
     assert_eq!(status, 409, "{v}");
-    let (status, v) = client.json("POST", &decide, &rb, Some(confirm.clone())).await;
+    let (status, v) = client
+        .json("POST", &decide, &rb, Some(confirm.clone()))
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["case"]["status"], "confirmed");
     let (status, _) = client.json("POST", &decide, &rb, Some(confirm)).await;
@@ -336,7 +370,10 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["case"]["status"], "released");
-    let restored_key = v["case"]["restored_to"]["key"].as_str().unwrap().to_string();
+    let restored_key = v["case"]["restored_to"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(restored_key, format!("hashgate-restored/{id_b}/{key_b}"));
     assert_eq!(get(&s3, &bucket, &restored_key).await.unwrap(), b);
     assert_eq!(get(&s3, &bucket, &key_b).await.unwrap(), newer);
@@ -351,11 +388,18 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
     // The restored copy is scanned like any upload and left alone: its case is released.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let known = case_ids(&dynamo, &cases).await;
-    assert_eq!(known.len(), 2, "no new case for the restored copy: {known:?}\n{}", worker.log());
+    assert_eq!(
+        known.len(),
+        2,
+        "no new case for the restored copy: {known:?}\n{}",
+        worker.log()
+    );
     assert_eq!(get(&s3, &bucket, &restored_key).await.unwrap(), b);
 
     // Every action on a left exactly one entry.
-    let (_, v) = client.json("GET", &format!("/api/cases/{id_a}"), &admin, None).await;
+    let (_, v) = client
+        .json("GET", &format!("/api/cases/{id_a}"), &admin, None)
+        .await;
     let actions: Vec<&str> = v["audit"]
         .as_array()
         .unwrap()
@@ -364,7 +408,15 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
         .collect();
     assert_eq!(
         actions,
-        ["quarantined", "viewed", "preview_served", "revealed", "decided", "decided", "viewed"]
+        [
+            "quarantined",
+            "viewed",
+            "preview_served",
+            "revealed",
+            "decided",
+            "decided",
+            "viewed"
+        ]
     );
     let (_, v) = client.json("GET", "/api/audit/verify", &admin, None).await;
     assert_eq!(v["ok"], true, "{v}");
@@ -437,7 +489,10 @@ async fn tamper_and_verify(stack: &Stack, dynamo: &aws_sdk_dynamodb::Client) {
         .unwrap();
     let (code, out) = audit_verify(stack);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("BROKEN at entry 5") && out.contains("entry 4 is missing"), "{out}");
+    assert!(
+        out.contains("BROKEN at entry 5") && out.contains("entry 4 is missing"),
+        "{out}"
+    );
     put(original).await;
     assert_eq!(audit_verify(stack).0, 0);
     // A reordered pair: entries 5 and 6 swap places.
