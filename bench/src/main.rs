@@ -9,17 +9,19 @@
 //! 5. the filter crate by measurement: `bloomfilter` against `fastbloom` and `xorf`;
 //! 6. cold start with the full-size filter: local database, and the scanner on the local stack;
 //! 7. the pipeline on the local stack;
-//! 8. a cost model per million uploads, from the measured CPU time and memory.
+//! 8. the reviewers' previews of a 12-megapixel JPEG, against decoding it alone;
+//! 9. a cost model per million uploads, from the measured CPU time and memory.
 //!
 //! Inputs are generated under `target/bench-data/` from fixed seeds and reused by later runs;
 //! the databases built from them are deleted at the end. Progress goes to standard error, the
 //! results (markdown) to standard output and, with `--write FILE`, into FILE between the
 //! `bench:results` markers.
 //!
-//! Usage: `hashgate-bench [--quick] [--only scan] [--write BENCHMARKS.md]` (build `hashgate-cli` and
-//! `hashgate-scanner` in the same profile first: the comparisons run the `hashgate` and
-//! `scanner` binaries next to this one; `make bench` does). The corpus comparison needs
-//! `clamscan` (Debian package `clamav`), the stack parts the emulator (`make venv`).
+//! Usage: `hashgate-bench [--quick] [--only scan|preview] [--write BENCHMARKS.md]` (build
+//! `hashgate-cli` and `hashgate-scanner` in the same profile first: the comparisons run the
+//! `hashgate` and `scanner` binaries next to this one; `make bench` does; `--only preview`
+//! needs neither). The corpus comparison needs `clamscan` (Debian package `clamav`), the stack
+//! parts the emulator (`make venv`).
 
 mod coldstart;
 mod corpus;
@@ -28,6 +30,7 @@ mod data;
 mod filter;
 mod filter_choice;
 mod pipeline;
+mod preview;
 mod report;
 mod scan;
 mod stats;
@@ -64,6 +67,8 @@ struct Args {
 enum Part {
     /// Scan throughput on the large file against `md5sum` and the CPU's limit.
     Scan,
+    /// The reviewers' previews of a 12-megapixel JPEG (needs no other binary).
+    Preview,
 }
 
 /// How much work each measurement does, and how many runs each figure gets (R).
@@ -85,6 +90,7 @@ pub struct Sizes {
     pub list_entries: u64,
     pub corpus_runs: usize,
     pub coldstart_runs: usize,
+    pub preview_runs: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -105,6 +111,7 @@ const FULL: Sizes = Sizes {
     list_entries: 1_000_000,
     corpus_runs: 3,
     coldstart_runs: 5,
+    preview_runs: 100,
 };
 
 const QUICK: Sizes = Sizes {
@@ -118,6 +125,7 @@ const QUICK: Sizes = Sizes {
     list_entries: 100_000,
     corpus_runs: 2,
     coldstart_runs: 2,
+    preview_runs: 20,
     ..FULL
 };
 
@@ -126,7 +134,7 @@ impl Sizes {
         format!(
             "scan file {}; corpus {} files, list {} digests; store and filter {} entries; \
              {} member + {} non-member store lookups; {} false-positive probes; {} pipeline \
-             uploads of {}",
+             uploads of {}; {} preview runs",
             size(self.scan_file_bytes),
             thousands(self.corpus.iter().map(|b| b.files).sum::<usize>() as f64),
             thousands(self.list_entries as f64),
@@ -136,6 +144,7 @@ impl Sizes {
             thousands(self.fp_probes as f64),
             self.pipeline_objects,
             size(self.pipeline_object_bytes as u64),
+            self.preview_runs,
         )
     }
 }
@@ -148,6 +157,17 @@ fn main() -> Result<()> {
     }
     let sizes = if args.quick { &QUICK } else { &FULL };
     let run = report::RunInfo::detect();
+    if let Some(Part::Preview) = args.only {
+        let preview = preview::run(sizes)?;
+        let section = report::render(
+            &run,
+            &sizes.describe(),
+            started.elapsed(),
+            &[preview.markdown()],
+        );
+        println!("{section}");
+        return Ok(());
+    }
     let (hashgate, data_dir) = locate()?;
 
     let scan = scan::run(&hashgate, &data_dir, sizes)?;
@@ -177,6 +197,7 @@ fn main() -> Result<()> {
     remove_databases(&data_dir)?;
     let filter_choice = filter_choice::run(&data_dir, sizes)?;
     let pipeline = pipeline::run_or_explain(sizes.pipeline_objects, sizes.pipeline_object_bytes)?;
+    let preview = preview::run(sizes)?;
     let cold_stack = coldstart::run_stack(sizes.entries, sizes.coldstart_runs)?;
     let cost = cost::model(
         sizes.corpus,
@@ -200,6 +221,7 @@ fn main() -> Result<()> {
             cold_local.markdown(),
             cold_stack.markdown(),
             pipeline.markdown(),
+            preview.markdown(),
             cost.markdown(),
         ],
     );
