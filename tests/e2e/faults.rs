@@ -262,18 +262,17 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
         let case_id = pinned.case_id();
         let record = cases.get(&case_id).await.unwrap().expect("the case exists");
         assert_eq!(record.object.key, key);
-        let audit = dynamo
-            .query()
-            .table_name(stack.var("HASHGATE_AUDIT_TABLE"))
-            .key_condition_expression("case_id = :c")
-            .expression_attribute_values(
-                ":c",
-                aws_sdk_dynamodb::types::AttributeValue::S(case_id.clone()),
-            )
-            .send()
+        let audit = hashgate_core::review::ReviewStore::history(&cases, &case_id)
             .await
             .unwrap();
-        assert_eq!(audit.count(), 1, "one audit entry for case {case_id}");
+        assert_eq!(audit.len(), 1, "one audit entry for case {case_id}");
+        let chain = hashgate_core::review::verify_chain(
+            &cases,
+            &hashgate_core::memory::MemoryCheckpoints::default(),
+        )
+        .await
+        .unwrap();
+        assert!(chain.ok, "{chain:?}");
         let copy = s3
             .get_object()
             .bucket(stack.var("HASHGATE_QUARANTINE_BUCKET"))
