@@ -281,6 +281,13 @@ pub const EVIDENCE: &[Need] = &[
         &["s3:ListBucket"],
         Resource::ScannedBuckets,
     ),
+    // Releasing an object held in place finds its version by ETag when the case names
+    // none and the key has changed since.
+    need(
+        &["ListObjectVersions"],
+        &["s3:ListBucketVersions"],
+        Resource::ScannedBuckets,
+    ),
     // The restored copy (multipart above 5 GiB), never over an existing object.
     need(
         &[
