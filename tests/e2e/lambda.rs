@@ -1,4 +1,5 @@
-//! The real `scanner` binary under the real Lambda runtime emulator (`cargo lambda watch
+//! The real `scanner` binary (and the `review-api` binary, with HTTP API events) under the
+//! real Lambda runtime emulator (`cargo lambda watch
 //! --only-lambda-apis`), invoked with `cargo lambda invoke` in every shape the function
 //! accepts: a direct S3 event notification, an SQS batch, an EventBridge "Object Created"
 //! event, S3's `s3:TestEvent`, and a payload that is no event at all. Each invocation is
@@ -76,12 +77,24 @@ struct Lambda {
     port: u16,
     invocations: usize,
     dir: tempfile::TempDir,
+    /// The function's name: its binary target, so the emulator knows it.
+    name: &'static str,
 }
 
 impl Lambda {
     /// Start the emulator, wait until it accepts connections, then start the function
     /// (`binary`: the debug build, or the packaged `bootstrap`).
     async fn start(stack: &Stack, binary: &Path) -> Lambda {
+        Lambda::start_named(stack, binary, FUNCTION, &[]).await
+    }
+
+    /// The same for the function `name`, with extra variables.
+    async fn start_named(
+        stack: &Stack,
+        binary: &Path,
+        name: &'static str,
+        extra: &[(&str, &str)],
+    ) -> Lambda {
         let dir = tempfile::tempdir().expect("lambda dir");
         let port = free_port();
         let root = repo_root();
@@ -123,9 +136,10 @@ impl Lambda {
                 .env("HASHGATE_LOG", "info")
                 .env(
                     "AWS_LAMBDA_RUNTIME_API",
-                    format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"),
+                    format!("http://127.0.0.1:{port}/.rt/{name}"),
                 )
-                .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+                .env("AWS_LAMBDA_FUNCTION_NAME", name)
+                .envs(extra.iter().copied())
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "1"),
             &dir.path().join("function.log"),
@@ -136,6 +150,7 @@ impl Lambda {
             port,
             invocations: 0,
             dir,
+            name,
         }
     }
 
@@ -160,7 +175,7 @@ impl Lambda {
         let err = std::fs::File::create(&err_path).unwrap();
         let mut call = Guard(
             Command::new(cargo_lambda())
-                .args(["lambda", "invoke", FUNCTION])
+                .args(["lambda", "invoke", self.name])
                 .args(["--invoke-address", "127.0.0.1", "--invoke-port"])
                 .arg(self.port.to_string())
                 .arg("--data-file")
@@ -688,4 +703,70 @@ async fn test_events_and_unrecognised_payloads_succeed_and_change_nothing() {
         .await;
     assert_eq!(result, Value::Null, "{}", f.lambda.logs());
     f.assert_quarantined(&listed).await;
+}
+
+/// An API Gateway HTTP API (payload 2.0) request, as the review function receives it.
+fn http_api_request(method: &str, path: &str, token: Option<&str>) -> Value {
+    let mut headers = json!({"host": "review.example", "user-agent": "e2e"});
+    if let Some(t) = token {
+        headers["authorization"] = json!(format!("Bearer {t}"));
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "review.example",
+            "domainPrefix": "review",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "e2e"},
+            "requestId": "r1",
+            "routeKey": "ANY /{proxy+}",
+            "stage": "$default",
+            "time": "01/Dec/2026:10:00:00 +0000",
+            "timeEpoch": 1_796_119_200_000_u64
+        },
+        "isBase64Encoded": false
+    })
+}
+
+/// The review function under the runtime emulator, answering API Gateway HTTP API events
+/// through `lambda_http`: health, sign-in refused and accepted, an unknown case.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_review_function_answers_http_api_events() {
+    let stack = Stack::start();
+    let mut lambda = Lambda::start_named(&stack, &bin("review-api"), "review-api", &[]).await;
+    let health = lambda
+        .invoke("GET /healthz", &http_api_request("GET", "/healthz", None))
+        .await;
+    assert_eq!(health["statusCode"], 200, "{health}");
+    let refused = lambda
+        .invoke(
+            "GET /api/cases without a token",
+            &http_api_request("GET", "/api/cases", None),
+        )
+        .await;
+    assert_eq!(refused["statusCode"], 401, "{refused}");
+    let token = stack.sign_in("reviewer-a").await;
+    let listed = lambda
+        .invoke(
+            "GET /api/cases",
+            &http_api_request("GET", "/api/cases", Some(&token)),
+        )
+        .await;
+    assert_eq!(listed["statusCode"], 200, "{listed}\n{}", lambda.logs());
+    let body: Value = serde_json::from_str(listed["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["items"], json!([]));
+    // A case that does not exist: 404, and nothing audited.
+    let missing = lambda
+        .invoke(
+            "GET /api/cases/none",
+            &http_api_request("GET", "/api/cases/case-none", Some(&token)),
+        )
+        .await;
+    assert_eq!(missing["statusCode"], 404, "{missing}");
 }
