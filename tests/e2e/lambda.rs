@@ -549,20 +549,17 @@ async fn sqs_batch_reports_only_the_malformed_message_as_failed() {
     assert!(m["FilterAgeHours"].as_f64().is_some_and(|h| h < 1.0), "{m}");
 }
 
-/// The zip `make package` builds, as Lambda would run it: `bootstrap` at its root,
-/// executable, needing no newer glibc than Amazon Linux 2023's (2.34), and working under
-/// the runtime emulator.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_packaged_zip_runs_as_the_function() {
+/// The zip `make package` built for `function`, unpacked into `dir` and checked: one
+/// executable `bootstrap` needing no newer glibc than provided.al2023's 2.34.
+fn unpack_packaged(function: &str, dir: &Path) -> PathBuf {
     let zip = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_root().join("target"), PathBuf::from)
-        .join("lambda/scanner/bootstrap.zip");
+        .join(format!("lambda/{function}/bootstrap.zip"));
     assert!(
         zip.exists(),
         "{} is missing: run `make package` (make test does)",
         zip.display()
     );
-    let dir = tempfile::tempdir().unwrap();
     // Python's zipfile (from the project's virtual environment) lists and extracts it.
     let script = "import sys, zipfile, os\n\
                   z = zipfile.ZipFile(sys.argv[1])\n\
@@ -572,7 +569,7 @@ async fn the_packaged_zip_runs_as_the_function() {
     let out = Command::new(repo_root().join(".venv/bin/python"))
         .args(["-c", script])
         .arg(&zip)
-        .arg(dir.path())
+        .arg(dir)
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -587,7 +584,7 @@ async fn the_packaged_zip_runs_as_the_function() {
     assert_eq!(name, "bootstrap");
     assert!(mode == "0o755" || mode == "0o775", "bootstrap mode {mode}");
 
-    let bootstrap = dir.path().join("bootstrap");
+    let bootstrap = dir.join("bootstrap");
     let symbols = Command::new("objdump")
         .arg("-T")
         .arg(&bootstrap)
@@ -613,7 +610,16 @@ async fn the_packaged_zip_runs_as_the_function() {
         newest.0,
         newest.1
     );
+    bootstrap
+}
 
+/// The zip `make package` builds, as Lambda would run it: `bootstrap` at its root,
+/// executable, needing no newer glibc than Amazon Linux 2023's (2.34), and working under
+/// the runtime emulator.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_packaged_zip_runs_as_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = unpack_packaged("scanner", dir.path());
     let mut f = Fixture::start_binary(&bootstrap).await;
     let listed = f.put("packaged/listed.jpg", LISTED).await;
     let clean = f.put("packaged/clean.txt", b"fine").await;
@@ -769,4 +775,21 @@ async fn the_review_function_answers_http_api_events() {
         )
         .await;
     assert_eq!(missing["statusCode"], 404, "{missing}");
+}
+
+/// The review function's packaged zip answers HTTP API events too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_packaged_review_zip_runs_as_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = unpack_packaged("review-api", dir.path());
+    let stack = Stack::start();
+    let mut lambda = Lambda::start_named(&stack, &bootstrap, "review-api", &[]).await;
+    let token = stack.sign_in("admin-a").await;
+    let verified = lambda
+        .invoke(
+            "GET /api/audit/verify (packaged)",
+            &http_api_request("GET", "/api/audit/verify", Some(&token)),
+        )
+        .await;
+    assert_eq!(verified["statusCode"], 200, "{verified}\n{}", lambda.logs());
 }
