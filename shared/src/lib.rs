@@ -12,6 +12,8 @@
 //! - [`pipeline`]: one upload end to end over the storage ports (`ObjectStore`, `CaseStore`,
 //!   `Notifier`); the fast path from digests the object store vouches for.
 //! - [`quarantine`]: the quarantine protocol as a sans-IO state machine.
+//! - [`report`]: the CyberTipline report of a confirmed case (the `<report>` and
+//!   `<fileDetails>` XML, its manifest); `fileViewedByEsp` from the audit log.
 //! - [`review`]: the review queue's rules: roles, decisions and the two-person rule, the
 //!   restore of a false positive (sans-IO), the queue's order and filters, its ports.
 //! - [`scan`]: the scan decision (digests → filter → exact store → verdict).
@@ -31,6 +33,7 @@ pub mod lists;
 pub mod memory;
 pub mod pipeline;
 pub mod quarantine;
+pub mod report;
 pub mod review;
 pub mod scan;
 pub mod store;
