@@ -13,6 +13,8 @@ PYTHON ?= python3
 # The review page's browser test drives Debian's Chromium with playwright-core (from npm,
 # pinned by tests/browser/package-lock.json; it downloads no browser of its own).
 CHROMIUM := /usr/bin/chromium
+# The CyberTipline report schema (schemas/) is checked with libxml2's xmllint.
+XMLLINT := /usr/bin/xmllint
 
 .PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines package deploy clean
 
@@ -33,7 +35,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: venv package $(CHROMIUM) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
+unit: venv package $(CHROMIUM) $(XMLLINT) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
 	@mkdir -p $(CARGO_TARGET_DIR)
 	# The end-to-end tests run the real binaries; cargo test builds a binary only for its
 	# own package's tests, so build them all first.
@@ -43,6 +45,9 @@ unit: venv package $(CHROMIUM) tests/browser/node_modules/.stamp ## The test sui
 
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+$(XMLLINT):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils
 
 tests/browser/node_modules/.stamp: tests/browser/package-lock.json tests/browser/package.json
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
