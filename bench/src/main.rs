@@ -10,18 +10,22 @@
 //! 6. cold start with the full-size filter: local database, and the scanner on the local stack;
 //! 7. the pipeline on the local stack;
 //! 8. the reviewers' previews of a 12-megapixel JPEG, against decoding it alone;
-//! 9. a cost model per million uploads, from the measured CPU time and memory.
+//! 9. the review queue with 10,000 cases on the local stack: the queue page and
+//!    `GET /api/cases` (median, p99), previews over HTTP, and the review function's peak
+//!    memory;
+//! 10. a cost model per million uploads, from the measured CPU time and memory.
 //!
 //! Inputs are generated under `target/bench-data/` from fixed seeds and reused by later runs;
 //! the databases built from them are deleted at the end. Progress goes to standard error, the
 //! results (markdown) to standard output and, with `--write FILE`, into FILE between the
 //! `bench:results` markers.
 //!
-//! Usage: `hashgate-bench [--quick] [--only scan|preview] [--write BENCHMARKS.md]` (build
-//! `hashgate-cli` and `hashgate-scanner` in the same profile first: the comparisons run the
-//! `hashgate` and `scanner` binaries next to this one; `make bench` does; `--only preview`
-//! needs neither). The corpus comparison needs `clamscan` (Debian package `clamav`), the stack
-//! parts the emulator (`make venv`).
+//! Usage: `hashgate-bench [--quick] [--only scan|preview|review] [--write BENCHMARKS.md]`
+//! (build `hashgate-cli`, `hashgate-scanner` and `hashgate-review-api` in the same profile
+//! first: the comparisons run the `hashgate`, `scanner` and `review-api` binaries next to this
+//! one; `--only preview` needs none of them, `--only review` only `review-api`). The corpus
+//! comparison needs `clamscan` (Debian package `clamav`), the stack parts the emulator
+//! (`make venv`).
 
 mod coldstart;
 mod corpus;
@@ -32,6 +36,7 @@ mod filter_choice;
 mod pipeline;
 mod preview;
 mod report;
+mod review;
 mod scan;
 mod stats;
 mod store;
@@ -69,6 +74,9 @@ enum Part {
     Scan,
     /// The reviewers' previews of a 12-megapixel JPEG (needs no other binary).
     Preview,
+    /// The review queue with 10,000 cases on the local stack (needs the `review-api`
+    /// binary and the emulator).
+    Review,
 }
 
 /// How much work each measurement does, and how many runs each figure gets (R).
@@ -91,6 +99,9 @@ pub struct Sizes {
     pub corpus_runs: usize,
     pub coldstart_runs: usize,
     pub preview_runs: usize,
+    pub review_cases: usize,
+    pub review_runs: usize,
+    pub review_filtered_runs: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -112,6 +123,9 @@ const FULL: Sizes = Sizes {
     corpus_runs: 3,
     coldstart_runs: 5,
     preview_runs: 100,
+    review_cases: 10_000,
+    review_runs: 50,
+    review_filtered_runs: 10,
 };
 
 const QUICK: Sizes = Sizes {
@@ -126,6 +140,9 @@ const QUICK: Sizes = Sizes {
     corpus_runs: 2,
     coldstart_runs: 2,
     preview_runs: 20,
+    review_cases: 1_000,
+    review_runs: 20,
+    review_filtered_runs: 5,
     ..FULL
 };
 
@@ -134,7 +151,7 @@ impl Sizes {
         format!(
             "scan file {}; corpus {} files, list {} digests; store and filter {} entries; \
              {} member + {} non-member store lookups; {} false-positive probes; {} pipeline \
-             uploads of {}; {} preview runs",
+             uploads of {}; {} preview runs; review queue of {} cases, {} runs a page ({} filtered)",
             size(self.scan_file_bytes),
             thousands(self.corpus.iter().map(|b| b.files).sum::<usize>() as f64),
             thousands(self.list_entries as f64),
@@ -145,6 +162,9 @@ impl Sizes {
             self.pipeline_objects,
             size(self.pipeline_object_bytes as u64),
             self.preview_runs,
+            thousands(self.review_cases as f64),
+            self.review_runs,
+            self.review_filtered_runs,
         )
     }
 }
@@ -164,6 +184,17 @@ fn main() -> Result<()> {
             &sizes.describe(),
             started.elapsed(),
             &[preview.markdown()],
+        );
+        println!("{section}");
+        return Ok(());
+    }
+    if let Some(Part::Review) = args.only {
+        let review = review::run_or_explain(sizes)?;
+        let section = report::render(
+            &run,
+            &sizes.describe(),
+            started.elapsed(),
+            &[review.markdown()],
         );
         println!("{section}");
         return Ok(());
@@ -198,6 +229,7 @@ fn main() -> Result<()> {
     let filter_choice = filter_choice::run(&data_dir, sizes)?;
     let pipeline = pipeline::run_or_explain(sizes.pipeline_objects, sizes.pipeline_object_bytes)?;
     let preview = preview::run(sizes)?;
+    let review = review::run_or_explain(sizes)?;
     let cold_stack = coldstart::run_stack(sizes.entries, sizes.coldstart_runs)?;
     let cost = cost::model(
         sizes.corpus,
@@ -222,6 +254,7 @@ fn main() -> Result<()> {
             cold_stack.markdown(),
             pipeline.markdown(),
             preview.markdown(),
+            review.markdown(),
             cost.markdown(),
         ],
     );
