@@ -67,7 +67,7 @@ bench: venv ## Benchmarks side by side with their references; rewrites BENCHMARK
 	# GNU time measures each tool's peak memory; ClamAV is the reference scanner.
 	@command -v /usr/bin/time >/dev/null && command -v clamscan >/dev/null && command -v openssl >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time clamav openssl; }
-	$(CARGO) build --release -p hashgate-cli -p hashgate-scanner -p hashgate-bench
+	$(CARGO) build --release -p hashgate-cli -p hashgate-scanner -p hashgate-review-api -p hashgate-bench
 	$(CARGO_TARGET_DIR)/release/hashgate-bench --write BENCHMARKS.md
 
 bench-engines: ## Compare embedded storage engines for the exact store (10M entries)
