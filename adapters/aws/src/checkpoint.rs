@@ -17,15 +17,16 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_kms::operation::verify::VerifyError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use hashgate_core::audit::{instant_text, Checkpoint, ReadCheckpoint};
 use hashgate_core::pipeline::StorageError;
 use hashgate_core::review::Checkpoints;
 use hashgate_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::s3::storage_error as error;
 
 /// Where checkpoints are kept in their bucket ([`Checkpoint::object_key`]).
 pub const PREFIX: &str = "checkpoints/";
@@ -93,26 +94,6 @@ pub fn seq_of_key(key: &str) -> Option<u64> {
         .strip_suffix(".json")?
         .parse()
         .ok()
-}
-
-fn error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    operation: &'static str,
-    target: String,
-    e: &SdkError<E, R>,
-) -> StorageError {
-    let message = match e {
-        SdkError::ServiceError(s) => format!(
-            "{}: {}",
-            s.err().code().unwrap_or("error"),
-            s.err().message().unwrap_or("(no message)")
-        ),
-        other => DisplayErrorContext(other).to_string(),
-    };
-    StorageError {
-        operation,
-        target,
-        message,
-    }
 }
 
 /// Checkpoints in an S3 bucket (with a default Object Lock retention), signed with a KMS

@@ -60,7 +60,12 @@ fn target(object: &ObjectRef) -> String {
     }
 }
 
-fn storage_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+/// A failed SDK call as the core's error: the operation, what it was on, and the service's
+/// error code and message (or the transport's error).
+pub(crate) fn storage_error<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     operation: &'static str,
     target: String,
     e: &SdkError<E, R>,
