@@ -17,6 +17,8 @@
 //! - [`review`]: the review queue's rules: roles, decisions and the two-person rule, the
 //!   restore of a false positive (sans-IO), the queue's order and filters, its ports.
 //! - [`scan`]: the scan decision (digests → filter → exact store → verdict).
+//! - [`sender`]: the sending of one report package to NCMEC's CyberTipline (submit, upload,
+//!   file details, finish; retract on a refusal or a mismatched file), sans-IO.
 //! - [`time`]: instants (`jiff::Timestamp`) and their RFC 3339 form.
 //!
 //! The core does no I/O of its own: no files, no network, no clock, no randomness. Bytes,
@@ -36,6 +38,7 @@ pub mod quarantine;
 pub mod report;
 pub mod review;
 pub mod scan;
+pub mod sender;
 pub mod store;
 pub mod time;
 
