@@ -19,6 +19,8 @@
 //! - [`scan`]: the scan decision (digests → filter → exact store → verdict).
 //! - [`sender`]: the sending of one report package to NCMEC's CyberTipline (submit, upload,
 //!   file details, finish; retract on a refusal or a mismatched file), sans-IO.
+//! - [`share`]: sharing back: the digests of confirmed cases as entries of the provider's
+//!   own list.
 //! - [`time`]: instants (`jiff::Timestamp`) and their RFC 3339 form.
 //!
 //! The core does no I/O of its own: no files, no network, no clock, no randomness. Bytes,
@@ -39,6 +41,7 @@ pub mod report;
 pub mod review;
 pub mod scan;
 pub mod sender;
+pub mod share;
 pub mod store;
 pub mod time;
 

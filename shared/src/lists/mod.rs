@@ -18,6 +18,7 @@ mod csv;
 mod lines;
 mod plain;
 mod vics;
+pub mod write;
 
 /// Where a list entry came from: the list, the entry's id on that list, its category.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
