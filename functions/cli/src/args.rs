@@ -98,6 +98,16 @@ pub enum ListsCommand {
     Import(ImportArgs),
     /// Entries per algorithm and list, and the filter snapshot's version and size.
     Stats(StatsArgs),
+    /// Write the digests of the stack's confirmed cases as a hash list other providers can
+    /// import (`hashgate lists import`), in a format hashgate reads.
+    ///
+    /// Every digest of every confirmed case, once (a digest several cases share carries the
+    /// first case's id), with the case id as entry id and the reviewers' classification as
+    /// category (csv and vics; plain carries digests only). No format carries the list name:
+    /// the importer names the list. Reads HASHGATE_CASE_TABLE and the usual AWS settings
+    /// (for the local stack: set -a; . .local/stack.env). A file is replaced only once
+    /// written whole. Counts go to standard error. Exit status 0 on success, 2 on an error.
+    Export(ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,6 +151,35 @@ pub struct ImportArgs {
     /// Hash-list files; `-` reads standard input (then --list is required).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Export the digests of confirmed cases (the only export so far).
+    #[arg(long, required = true)]
+    pub confirmed: bool,
+    /// List format: plain, csv or vics; by default from the output file's name as `lists
+    /// import` reads it (.csv is csv, .json is vics, else plain), csv on standard output.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<ListFormat>,
+    /// The provider's own list the entries belong to (in the counts; importers name the list
+    /// themselves).
+    #[arg(long, value_name = "NAME", default_value = hashgate_core::share::DEFAULT_LIST)]
+    pub list: String,
+    /// Output file, or `-` for standard output (the default).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl ExportArgs {
+    /// The format to write: as given, else from the output file's name, else csv.
+    pub fn format(&self) -> ListFormat {
+        match (&self.format, &self.output) {
+            (Some(f), _) => *f,
+            (None, Some(p)) if p.as_os_str() != "-" => ListFormat::from_path(p),
+            (None, _) => ListFormat::Csv,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

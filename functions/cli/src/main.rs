@@ -8,6 +8,7 @@ use clap::Parser;
 mod args;
 mod audit;
 mod buckets;
+mod export;
 mod import;
 mod output;
 mod remote;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lists(ListsCommand::Import(a)) => lists_import(a),
         Command::Lists(ListsCommand::Stats(a)) => stats::run(a),
+        Command::Lists(ListsCommand::Export(a)) => export::run(&a),
         Command::Filter(FilterCommand::Rebuild(a)) => stats::rebuild(a),
         Command::Filter(FilterCommand::Inspect(a)) => stats::inspect(a),
         Command::Scan(a) => scan::run(a),
