@@ -215,6 +215,7 @@ where
         .route("/api/cases/{id}/reveal", post(reveal::<S, E, C>))
         .route("/api/cases/{id}/decision", post(decision::<S, E, C>))
         .route("/api/audit/verify", get(verify::<S, E, C>))
+        .route("/api/lists/confirmed", get(export_confirmed::<S, E, C>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn(protective_headers))
         .with_state(state)
@@ -547,4 +548,71 @@ pub fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+#[derive(Deserialize)]
+struct ExportParams {
+    format: Option<String>,
+    list: Option<String>,
+}
+
+/// (admin) The digests of every confirmed case as a hash list another provider imports
+/// directly: CSV (default), VICS JSON or plain, as `hashgate lists export --confirmed` writes.
+async fn export_confirmed<S, E, C>(
+    State(state): State<Shared<S, E, C>>,
+    Admin(_): Admin,
+    params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError>
+where
+    S: ReviewStore,
+    E: Evidence,
+    C: Checkpoints,
+{
+    use hashgate_core::lists::{write::write_list, ListFormat};
+    let Query(params) =
+        params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let format = match some(params.format) {
+        None => ListFormat::Csv,
+        Some(f) => f
+            .parse::<ListFormat>()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("format: {e}")))?,
+    };
+    let list = some(params.list).unwrap_or_else(|| hashgate_core::share::DEFAULT_LIST.into());
+    let confirmed = hashgate_core::share::confirmed_in(&state.service.store, &list)
+        .await
+        .map_err(|e| match e {
+            hashgate_core::share::ShareError::Storage(s) => ApiError::from(ServiceError::from(s)),
+            e @ hashgate_core::share::ShareError::ListName { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })?;
+    let mut body = Vec::new();
+    write_list(&mut body, format, confirmed.entries())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (content_type, extension) = match format {
+        ListFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ListFormat::Vics => ("application/json", "json"),
+        ListFormat::Plain => ("text/plain; charset=utf-8", "txt"),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{}.{extension}\"",
+                    list.chars()
+                        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        })
+                        .collect::<String>()
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

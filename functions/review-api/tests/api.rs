@@ -660,3 +660,72 @@ async fn verification_names_a_tampered_entry() {
     let (_, v) = w.json("GET", "/api/audit/verify", "admin-a", None).await;
     assert_eq!(v["ok"], false);
 }
+
+#[tokio::test]
+async fn admins_export_the_confirmed_digests_as_an_importable_list() {
+    let w = world();
+    let content = png(30, 30);
+    w.case("case-1", &content).await;
+    w.case("case-2", &png(31, 30)).await;
+    let confirm = json!({"decision": "confirm", "reason": "matches", "classification": "B1"});
+    for user in ["reviewer-a", "reviewer-b"] {
+        let (status, v) = w
+            .json(
+                "POST",
+                "/api/cases/case-1/decision",
+                user,
+                Some(confirm.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let reviewer = w.token("reviewer-a", &["reviewer"]);
+    let (status, _, _) = w
+        .call("GET", "/api/lists/confirmed", Some(&reviewer), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let admin = w.token("admin-a", &["admin"]);
+    let (status, headers, body) = w
+        .call(
+            "GET",
+            "/api/lists/confirmed?format=csv&list=partner",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("partner.csv"));
+    // What another provider's import reads: the confirmed case only, with its provenance.
+    let mut entries = Vec::new();
+    hashgate_core::lists::parse(
+        std::io::Cursor::new(body),
+        hashgate_core::lists::ListFormat::Csv,
+        &hashgate_core::lists::ParseOptions {
+            source_name: "export.csv".into(),
+            default_list: "partner".into(),
+        },
+        &mut |e| {
+            entries.push(e);
+            Ok(())
+        },
+    )
+    .unwrap();
+    let md5 = digest_bytes(&content, AlgorithmSet::ALL)
+        .get(Algorithm::Md5)
+        .unwrap();
+    assert_eq!(
+        entries.len(),
+        3,
+        "md5, sha1 and sha256 of the one confirmed case"
+    );
+    let first = entries.iter().find(|e| e.digest == md5).unwrap();
+    assert_eq!(first.provenance.id.as_deref(), Some("case-1"));
+    assert_eq!(first.provenance.category.as_deref(), Some("B1"));
+    let (status, _, _) = w
+        .call("GET", "/api/lists/confirmed?format=xml", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
