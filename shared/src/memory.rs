@@ -516,6 +516,7 @@ impl ReviewStore for MemoryCases {
 #[derive(Debug, Default)]
 pub struct MemoryCheckpoints {
     written: Mutex<Vec<(Checkpoint, Vec<u8>)>>,
+    reads: Mutex<u64>,
 }
 
 impl MemoryCheckpoints {
@@ -523,6 +524,16 @@ impl MemoryCheckpoints {
         let mut bytes = b"memory-key:".to_vec();
         bytes.extend(cp.signed_bytes());
         bytes
+    }
+
+    /// How often the newest checkpoint was asked for.
+    pub fn reads(&self) -> u64 {
+        *lock(&self.reads)
+    }
+
+    /// How many checkpoints were written.
+    pub fn written(&self) -> usize {
+        lock(&self.written).len()
     }
 
     /// Damage the signature of the nth checkpoint written.
@@ -535,6 +546,7 @@ impl MemoryCheckpoints {
 
 impl Checkpoints for MemoryCheckpoints {
     async fn latest(&self) -> Result<Option<Checkpoint>, StorageError> {
+        *lock(&self.reads) += 1;
         Ok(lock(&self.written).last().map(|(c, _)| c.clone()))
     }
 

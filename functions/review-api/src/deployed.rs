@@ -37,6 +37,7 @@ pub async fn connect(config: &Config) -> Arc<DeployedState> {
             policy: config.policy.clone(),
             max_preview_bytes: config.max_preview_bytes,
             checkpoint_seconds: config.checkpoint_seconds,
+            known_checkpoint: Default::default(),
             clock: Arc::new(Timestamp::now),
         },
         auth: Authenticator::remote(config.auth.clone()),

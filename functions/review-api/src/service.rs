@@ -78,6 +78,9 @@ pub struct Service<S, E, C> {
     pub max_preview_bytes: u64,
     pub checkpoint_seconds: u64,
     pub clock: Clock,
+    /// The newest checkpoint this instance has seen: while it is younger than the interval
+    /// no checkpoint is due (any other is newer still), so appends ask storage nothing.
+    pub known_checkpoint: std::sync::Mutex<Option<Checkpoint>>,
 }
 
 /// Conflicting writes (two reviewers at once) are retried this many times.
@@ -119,6 +122,15 @@ impl<S: ReviewStore, E: Evidence, C: Checkpoints> Service<S, E, C> {
     }
 
     async fn checkpoint_if_due(&self, head: &ChainedEntry) {
+        let now = self.now();
+        let known = self
+            .known_checkpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if known.is_some() && !Checkpoint::due(known.as_ref(), head, now, self.checkpoint_seconds) {
+            return;
+        }
         let latest = match self.checkpoints.latest().await {
             Ok(l) => l,
             Err(e) => {
@@ -126,12 +138,20 @@ impl<S: ReviewStore, E: Evidence, C: Checkpoints> Service<S, E, C> {
                 return;
             }
         };
-        let now = self.now();
-        if Checkpoint::due(latest.as_ref(), head, now, self.checkpoint_seconds) {
-            if let Err(e) = self.checkpoints.write(&Checkpoint::of(head, now)).await {
-                tracing::warn!(error = %e, seq = head.seq, "writing an audit checkpoint failed");
+        let mut known = latest;
+        if Checkpoint::due(known.as_ref(), head, now, self.checkpoint_seconds) {
+            let checkpoint = Checkpoint::of(head, now);
+            match self.checkpoints.write(&checkpoint).await {
+                Ok(()) => known = Some(checkpoint),
+                Err(e) => {
+                    tracing::warn!(error = %e, seq = head.seq, "writing an audit checkpoint failed")
+                }
             }
         }
+        *self
+            .known_checkpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = known;
     }
 
     pub async fn list(&self, query: &CaseQuery) -> Result<CasePage, ServiceError> {

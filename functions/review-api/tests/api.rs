@@ -70,6 +70,7 @@ fn world_with(policy: ReviewPolicy) -> World {
             policy,
             max_preview_bytes: 10 << 20,
             checkpoint_seconds: 300,
+            known_checkpoint: Default::default(),
             clock: Arc::new(move || Timestamp::from_second(*clock_now.lock().unwrap()).unwrap()),
         },
         auth: Authenticator::fixed(auth, KeySet::from_jwks(JWKS.as_bytes()).unwrap()),
@@ -728,4 +729,33 @@ async fn admins_export_the_confirmed_digests_as_an_importable_list() {
         .call("GET", "/api/lists/confirmed?format=xml", Some(&admin), None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn checkpoints_are_written_by_interval_without_asking_storage_on_every_append() {
+    let w = world();
+    w.case("case-1", &png(8, 8)).await;
+    w.json("GET", "/api/cases/case-1", "reviewer-a", None).await;
+    assert_eq!(
+        w.checkpoints.written(),
+        1,
+        "the first append finds none and writes one"
+    );
+    let reads = w.checkpoints.reads();
+    for _ in 0..5 {
+        w.json("GET", "/api/cases/case-1", "reviewer-a", None).await;
+    }
+    assert_eq!(
+        w.checkpoints.reads(),
+        reads,
+        "within the interval storage is not asked"
+    );
+    assert_eq!(w.checkpoints.written(), 1);
+    // Once the interval has passed, the next append writes a checkpoint of the new head.
+    *w.now.lock().unwrap() += 300;
+    w.json("GET", "/api/cases/case-1", "reviewer-a", None).await;
+    assert_eq!(w.checkpoints.written(), 2);
+    let (_, v) = w.json("GET", "/api/audit/verify", "admin-a", None).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["checkpoints"], 2);
 }
