@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{bin, case_ids, eventually, get, md5_hex, Stack};
+use hashgate_e2e::{bin, case_ids, eventually, get, md5_hex, tags, Stack};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -386,7 +386,18 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
     assert_eq!(audit_b, ["quarantined", "decided", "restored"]);
 
     // The restored copy is scanned like any upload and left alone: its case is released.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Wait for the scanner's verdict on it (the result tag), then look.
+    let verdict = eventually("the scan of the restored copy", WAIT, || {
+        let (s3, bucket, key) = (s3.clone(), bucket.clone(), restored_key.clone());
+        async move {
+            tags(&s3, &bucket, &key, None)
+                .await
+                .get("hashgate-scan")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(verdict, "released", "{}", worker.log());
     let known = case_ids(&dynamo, &cases).await;
     assert_eq!(
         known.len(),
