@@ -530,6 +530,9 @@ fn generate(
                 }),
                 classification: (status == CaseStatus::Confirmed).then_some(Classification::A2),
                 revision: reviews.len() as u64,
+                upload_facts: Default::default(),
+                followups: Vec::new(),
+                legal_hold: None,
                 case_id,
                 size: 10_240 + rng.below(8 << 20),
                 digests: digests

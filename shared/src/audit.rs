@@ -40,10 +40,24 @@ pub enum AuditAction {
     Restored,
     /// A report about the case was filed.
     Reported,
+    /// The case's report package was written to the reports bucket and announced.
+    Packaged,
+    /// The case's digests were added to the provider's own list in the exact store.
+    Shared,
+    /// A false positive was recorded against the list entries the case matched.
+    FalsePositiveRecorded,
+    /// A list entry stopped matching after too many false positives.
+    EntrySuppressed,
+    /// An admin let a suppressed list entry match again.
+    EntryEnabled,
+    /// A legal hold keeps the case's evidence and report beyond their retention.
+    HoldPlaced,
+    /// The legal hold on the case was lifted.
+    HoldReleased,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 9] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::Quarantined,
         AuditAction::HeldInPlace,
         AuditAction::ContentGone,
@@ -53,6 +67,13 @@ impl AuditAction {
         AuditAction::Decided,
         AuditAction::Restored,
         AuditAction::Reported,
+        AuditAction::Packaged,
+        AuditAction::Shared,
+        AuditAction::FalsePositiveRecorded,
+        AuditAction::EntrySuppressed,
+        AuditAction::EntryEnabled,
+        AuditAction::HoldPlaced,
+        AuditAction::HoldReleased,
     ];
 
     /// The one spelling written to storage.
@@ -67,6 +88,13 @@ impl AuditAction {
             AuditAction::Decided => "decided",
             AuditAction::Restored => "restored",
             AuditAction::Reported => "reported",
+            AuditAction::Packaged => "packaged",
+            AuditAction::Shared => "shared",
+            AuditAction::FalsePositiveRecorded => "false_positive_recorded",
+            AuditAction::EntrySuppressed => "entry_suppressed",
+            AuditAction::EntryEnabled => "entry_enabled",
+            AuditAction::HoldPlaced => "hold_placed",
+            AuditAction::HoldReleased => "hold_released",
         }
     }
 }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::audit::{AuditAction, AuditEntry};
 use crate::digest::DigestSet;
 use crate::event::ObjectRef;
+pub use crate::followup::Followup;
+use crate::report::UploadFacts;
 use crate::review::{Classification, RestoredTo, Review};
 use crate::scan::Match;
 use crate::time::Timestamp;
@@ -153,6 +155,10 @@ pub struct CaseRecord {
     /// field existed have none).
     #[serde(default)]
     pub uploaded_at: Option<Timestamp>,
+    /// Who uploaded it and from where, as the event said (for the report; see
+    /// `report::ReportConfig` for what of it a report gives).
+    #[serde(default)]
+    pub upload_facts: UploadFacts,
     /// The reviewers' decisions so far, oldest first.
     #[serde(default)]
     pub reviews: Vec<Review>,
@@ -166,6 +172,21 @@ pub struct CaseRecord {
     /// was read at, so two reviewers deciding at once cannot both win.
     #[serde(default)]
     pub revision: u64,
+    /// What a decision left to do (a report package, sharing, list feedback), written in the
+    /// same update as the decision so none is lost; each is removed, audited, once done.
+    #[serde(default)]
+    pub followups: Vec<Followup>,
+    /// A legal hold: the evidence and report are kept beyond their retention until lifted.
+    #[serde(default)]
+    pub legal_hold: Option<LegalHold>,
+}
+
+/// Who placed a legal hold on a case, when and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHold {
+    pub by: String,
+    pub at: Timestamp,
+    pub reason: String,
 }
 
 impl CaseRecord {

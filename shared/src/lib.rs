@@ -6,6 +6,9 @@
 //! - [`event`]: upload events normalised from S3, SQS and EventBridge; case ids.
 //! - [`lists`]: clearinghouse hash-list formats (plain text, CSV, Project VIC / VICS JSON).
 //! - [`store`]: the exact hash store port, and the one rule for applying list entries.
+//! - [`feedback`]: list-entry quality: false positives against list entries, suppression.
+//! - [`followup`]: what a decision leaves to do (report package, sharing, list feedback),
+//!   kept on the case until done.
 //! - [`filter`]: bloom filter snapshots with a checked, versioned byte format.
 //! - [`generations`]: atomic list imports for stores without big transactions (DynamoDB).
 //! - [`memory`]: in-memory implementations of every port, for tests.
@@ -31,7 +34,9 @@ pub mod audit;
 pub mod case;
 pub mod digest;
 pub mod event;
+pub mod feedback;
 pub mod filter;
+pub mod followup;
 pub mod generations;
 pub mod lists;
 pub mod memory;

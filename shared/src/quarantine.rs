@@ -111,6 +111,9 @@ impl Plan {
             classification: None,
             restored_to: None,
             revision: 0,
+            upload_facts: Default::default(),
+            followups: Vec::new(),
+            legal_hold: None,
         }
     }
 

@@ -429,7 +429,7 @@ pub fn hash_type(algorithm: &str) -> String {
 
 /// A confirmed case, ready to be reported: built only by [`ReportInput::new`], which
 /// applies the rules above.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportInput {
     case_id: String,
     object: ObjectRef,
@@ -1151,6 +1151,9 @@ mod tests {
             classification: Some(Classification::B1),
             restored_to: None,
             revision: 1,
+            upload_facts: Default::default(),
+            followups: Vec::new(),
+            legal_hold: None,
         }
     }
 

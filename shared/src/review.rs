@@ -16,6 +16,7 @@ use crate::audit::{
 use crate::case::{CaseRecord, CaseStatus, QuarantineLocation};
 use crate::digest::{Algorithm, DigestSet};
 use crate::event::ObjectRef;
+use crate::followup::Followup;
 use crate::pipeline::StorageError;
 use crate::time::{rfc3339, Timestamp};
 
@@ -279,6 +280,13 @@ pub fn decide(
         Decision::Escalate => {
             next.status = CaseStatus::Escalated;
             detail = "escalate".to_string();
+        }
+    }
+    // What the new status leaves to do is written with the decision itself, so none of it
+    // can be lost between the decision and its doing.
+    for f in Followup::after(next.status) {
+        if !next.followups.contains(&f) {
+            next.followups.push(f);
         }
     }
     let mut audit = AuditEntry::new(
@@ -931,6 +939,9 @@ mod tests {
             classification: None,
             restored_to: None,
             revision: 0,
+            upload_facts: Default::default(),
+            followups: Vec::new(),
+            legal_hold: None,
         }
     }
 

@@ -446,6 +446,9 @@ mod tests {
             classification: Some(Classification::A1),
             restored_to: None,
             revision: 1,
+            upload_facts: Default::default(),
+            followups: Vec::new(),
+            legal_hold: None,
         };
         let config = ReportConfig {
             reporter: ReportingPerson {

@@ -216,6 +216,9 @@ mod tests {
             classification: class,
             restored_to: None,
             revision: 2,
+            upload_facts: Default::default(),
+            followups: Vec::new(),
+            legal_hold: None,
         }
     }
 

@@ -100,6 +100,9 @@ fn case(key: &str) -> CaseRecord {
         classification: Some(Classification::A2),
         restored_to: None,
         revision: 2,
+        upload_facts: Default::default(),
+        followups: Vec::new(),
+        legal_hold: None,
     }
 }
 

@@ -1350,6 +1350,9 @@ mod tests {
             classification: None,
             restored_to: None,
             revision: 3,
+            upload_facts: Default::default(),
+            followups: Vec::new(),
+            legal_hold: None,
         }
     }
 

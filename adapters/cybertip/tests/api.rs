@@ -338,6 +338,9 @@ fn package() -> Package {
         classification: Some(Classification::A1),
         restored_to: None,
         revision: 1,
+        upload_facts: Default::default(),
+        followups: Vec::new(),
+        legal_hold: None,
     };
     let config = ReportConfig {
         reporter: ReportingPerson {

@@ -128,6 +128,9 @@ impl World {
             classification: None,
             restored_to: None,
             revision: 0,
+            upload_facts: Default::default(),
+            followups: Vec::new(),
+            legal_hold: None,
         };
         let audit = hashgate_core::audit::AuditEntry::new(
             id,
