@@ -27,6 +27,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hashgate_core::case::QuarantineLocation;
@@ -99,6 +100,22 @@ pub trait ReportApi: Send + Sync {
 
     /// POST `id` to `/retract`.
     fn retract(&self, report_id: u64) -> impl Future<Output = Result<Reply<()>, ApiError>> + Send;
+
+    /// The answers received since the last call, as NCMEC wrote them, oldest first (for the
+    /// caller's record of the exchange; [`send_recording`] hands them on). An API that keeps
+    /// no such record has none.
+    fn take_answers(&self) -> Vec<Answer> {
+        Vec::new()
+    }
+}
+
+/// One answer NCMEC gave, as it wrote it: the endpoint's step (`submit`, `upload`,
+/// `fileinfo`, `finish`, `retract`, `status`), the HTTP status and the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub step: String,
+    pub status: u16,
+    pub body: String,
 }
 
 /// A CyberTipline account. The password never appears in `Debug`.
@@ -123,6 +140,8 @@ pub struct CyberTipline {
     client: reqwest::Client,
     base: String,
     credentials: Credentials,
+    /// Every answer received and not yet taken ([`ReportApi::take_answers`]).
+    answers: Arc<Mutex<Vec<Answer>>>,
 }
 
 impl CyberTipline {
@@ -145,6 +164,7 @@ impl CyberTipline {
             client,
             base,
             credentials,
+            answers: Arc::default(),
         })
     }
 
@@ -200,6 +220,14 @@ impl CyberTipline {
             .map_err(transport)?;
         let status = response.status();
         let body = response.text().await.map_err(transport)?;
+        let step = url.rsplit('/').next().unwrap_or_default().to_string();
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.push(Answer {
+                step,
+                status: status.as_u16(),
+                body: body.clone(),
+            });
+        }
         match parse_response(&body) {
             Some(r) => {
                 tracing::debug!(
@@ -289,6 +317,13 @@ impl ReportApi for CyberTipline {
         let url = self.url("retract");
         let r = self.answer(&url, self.post_id(&url, report_id)).await?;
         r.reply(|_| Ok(()))
+    }
+
+    fn take_answers(&self) -> Vec<Answer> {
+        self.answers
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default()
     }
 }
 
@@ -405,6 +440,13 @@ pub enum Stopped {
         state: Box<SendState>,
         error: ApiError,
     },
+    /// An answer could not be recorded; the state that answer led to is persisted.
+    #[error("NCMEC's answer to {step} could not be recorded: {error}")]
+    Record {
+        state: Box<SendState>,
+        step: String,
+        error: String,
+    },
 }
 
 /// Sends one package from `state` until it is done (see [`SendState`] for how: finished,
@@ -416,8 +458,8 @@ pub async fn send<A, E, EF, P, PF>(
     package: Package,
     state: SendState,
     api: &A,
-    mut evidence: E,
-    mut persist: P,
+    evidence: E,
+    persist: P,
 ) -> Result<SendState, Stopped>
 where
     A: ReportApi,
@@ -425,6 +467,33 @@ where
     EF: Future<Output = Result<Vec<u8>, String>>,
     P: FnMut(SendState) -> PF,
     PF: Future<Output = Result<(), String>>,
+{
+    send_recording(package, state, api, evidence, persist, |_| async {
+        Ok::<(), String>(())
+    })
+    .await
+}
+
+/// [`send`], handing every answer NCMEC gave ([`ReportApi::take_answers`]) to `record`
+/// as soon as it came, before the state it led to is persisted. An answer that cannot be
+/// recorded does not lose the state: that state is still persisted, then the run stops
+/// ([`Stopped::Record`]).
+pub async fn send_recording<A, E, EF, P, PF, R, RF>(
+    package: Package,
+    state: SendState,
+    api: &A,
+    mut evidence: E,
+    mut persist: P,
+    mut record: R,
+) -> Result<SendState, Stopped>
+where
+    A: ReportApi,
+    E: FnMut(QuarantineLocation) -> EF,
+    EF: Future<Output = Result<Vec<u8>, String>>,
+    P: FnMut(SendState) -> PF,
+    PF: Future<Output = Result<(), String>>,
+    R: FnMut(Answer) -> RF,
+    RF: Future<Output = Result<(), String>>,
 {
     let mut sender = Sender::new(package, state)?;
     let mut stop: Option<Stopped> = None;
@@ -494,8 +563,21 @@ where
                 o
             }
         };
+        for answer in api.take_answers() {
+            let step = answer.step.clone();
+            if let Err(error) = record(answer).await {
+                tracing::warn!(step, error, "an answer of NCMEC's could not be recorded");
+                if stop.is_none() {
+                    stop = Some(Stopped::Record {
+                        state: Box::new(SendState::default()),
+                        step,
+                        error,
+                    });
+                }
+            }
+        }
         sender.advance(outcome);
-        if let Some(Stopped::Api { state, .. }) = stop.as_mut() {
+        if let Some(Stopped::Api { state, .. } | Stopped::Record { state, .. }) = stop.as_mut() {
             **state = sender.state().clone();
         }
     }
