@@ -414,3 +414,309 @@ where
         ))
     }
 }
+
+/// The followups' ports and settings, held together by whoever runs them (the review
+/// service, the CLI).
+pub struct Followups<R, L, F> {
+    pub outbox: R,
+    pub own_list: L,
+    pub feedback: F,
+    pub settings: Settings,
+}
+
+/// Something that can do a case's followups given the case store: what the review service
+/// holds, so it needs one type parameter, not three.
+pub trait FollowupPorts: Send + Sync {
+    fn follow_up<S: ReviewStore>(
+        &self,
+        store: &S,
+        case_id: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(CaseRecord, Vec<Done>), FollowupError>> + Send;
+}
+
+impl<R: ReportOutbox, L: OwnList, F: ListFeedback> FollowupPorts for Followups<R, L, F> {
+    async fn follow_up<S: ReviewStore>(
+        &self,
+        store: &S,
+        case_id: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(CaseRecord, Vec<Done>), FollowupError> {
+        run(
+            Ports {
+                store,
+                outbox: &self.outbox,
+                own_list: &self.own_list,
+                feedback: &self.feedback,
+            },
+            &self.settings,
+            case_id,
+            actor,
+            now,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::feedback::Recorded;
+    use crate::memory::{MemoryCases, MemoryReports, MemoryStore};
+    use crate::pipeline::CaseStore;
+    use crate::review::tests::case;
+    use crate::review::{decide, Classification, Decision, Identity, ReviewPolicy, Role};
+    use crate::scan::Match;
+    use crate::store::HashStore;
+    use crate::Digest;
+
+    /// Feedback that remembers what it was told (the rule itself is `feedback`'s).
+    #[derive(Default)]
+    struct Told(Mutex<Vec<(String, usize)>>);
+
+    impl ListFeedback for Told {
+        async fn record_false_positive(
+            &self,
+            case_id: &str,
+            matches: &[Match],
+            _at: Timestamp,
+            _suppress_after: u32,
+        ) -> Result<Vec<Recorded>, StoreError> {
+            self.0.lock().unwrap().push((case_id.into(), matches.len()));
+            Ok(matches
+                .iter()
+                .map(|m| Recorded {
+                    key: crate::feedback::EntryKey::of(m),
+                    false_positives: 1,
+                    newly_suppressed: false,
+                })
+                .collect())
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_795_300_000).unwrap()
+    }
+
+    fn settings(configured: bool) -> Settings {
+        Settings {
+            report: configured.then(|| {
+                serde_json::from_str(r#"{"reporter":{"email":"tips@example.org"}}"#).unwrap()
+            }),
+            own_list: "own-confirmed".into(),
+            suppress_after: 3,
+        }
+    }
+
+    struct World {
+        cases: MemoryCases,
+        reports: MemoryReports,
+        store: MemoryStore,
+        told: Told,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                cases: MemoryCases::default(),
+                reports: MemoryReports::default(),
+                store: MemoryStore::default(),
+                told: Told::default(),
+            }
+        }
+
+        fn ports(&self) -> Ports<'_, MemoryCases, MemoryReports, MemoryStore, Told> {
+            Ports {
+                store: &self.cases,
+                outbox: &self.reports,
+                own_list: &self.store,
+                feedback: &self.told,
+            }
+        }
+
+        /// A case decided `d` and written, as the review service does.
+        fn decided(&self, d: Decision) -> CaseRecord {
+            let open = case(CaseStatus::HeldInPlace);
+            let opened = AuditEntry::new(
+                &open.case_id,
+                now(),
+                "scanner",
+                AuditAction::HeldInPlace,
+                String::new(),
+            );
+            assert!(pollster::block_on(self.cases.create(&open, &opened)).unwrap());
+            let who = Identity {
+                user: "reviewer-a".into(),
+                role: Role::Reviewer,
+            };
+            let classification = (d == Decision::Confirm).then_some(Classification::A1);
+            let decided = decide(
+                &open,
+                &who,
+                d,
+                classification,
+                "seen",
+                None,
+                now(),
+                &ReviewPolicy {
+                    two_person_rule: false,
+                    ..ReviewPolicy::default()
+                },
+            )
+            .unwrap();
+            assert!(matches!(
+                pollster::block_on(self.cases.update(&decided.case, decided.audit)).unwrap(),
+                Updated::Written(_)
+            ));
+            decided.case
+        }
+
+        fn run(&self, configured: bool) -> Result<(CaseRecord, Vec<Done>), FollowupError> {
+            pollster::block_on(run(
+                self.ports(),
+                &settings(configured),
+                "case-1",
+                "reviewer-a",
+                now(),
+            ))
+        }
+
+        fn actions(&self) -> Vec<AuditAction> {
+            pollster::block_on(self.cases.history("case-1"))
+                .unwrap()
+                .iter()
+                .map(|e| e.entry.action)
+                .collect()
+        }
+
+        fn on_own_list(&self) -> usize {
+            let c = case(CaseStatus::Confirmed);
+            let digests: Vec<Digest> = c
+                .digests
+                .iter()
+                .map(|(a, h)| Digest::parse_hex_as(a.parse().unwrap(), h).unwrap())
+                .collect();
+            pollster::block_on(self.store.lookup(&digests))
+                .unwrap()
+                .iter()
+                .filter(|d| {
+                    d.provenance
+                        .iter()
+                        .any(|p| p.list == "own-confirmed" && p.id.as_deref() == Some("case-1"))
+                })
+                .count()
+        }
+    }
+
+    #[test]
+    fn the_rule_names_what_each_status_leaves() {
+        assert_eq!(
+            Followup::after(CaseStatus::Confirmed),
+            [Followup::ReportPackage, Followup::ShareConfirmed]
+        );
+        assert_eq!(
+            Followup::after(CaseStatus::Releasing),
+            [Followup::ListFeedback]
+        );
+        assert_eq!(
+            Followup::after(CaseStatus::Released),
+            [Followup::ListFeedback]
+        );
+        for s in [
+            CaseStatus::PendingReview,
+            CaseStatus::AwaitingSecondReview,
+            CaseStatus::Escalated,
+        ] {
+            assert!(Followup::after(s).is_empty(), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_confirmation_is_packaged_announced_and_shared_once() {
+        let w = World::new();
+        let confirmed = w.decided(Decision::Confirm);
+        assert_eq!(
+            confirmed.followups,
+            [Followup::ReportPackage, Followup::ShareConfirmed]
+        );
+        let (case, done) = w.run(true).unwrap();
+        assert!(case.followups.is_empty());
+        assert_eq!(done.len(), 2);
+        let package = w.reports.package("case-1").expect("a package");
+        assert!(package.report_xml.contains("<incidentType>"));
+        assert!(!package.manifest.file_viewed_by_esp, "nobody revealed it");
+        assert_eq!(w.reports.ready().len(), 1);
+        assert_eq!(w.on_own_list(), 3, "MD5, SHA-1 and SHA-256 on the own list");
+        assert_eq!(
+            w.actions(),
+            [
+                AuditAction::HeldInPlace,
+                AuditAction::Decided,
+                AuditAction::Packaged,
+                AuditAction::Shared
+            ]
+        );
+        // Nothing left: running again does nothing.
+        let (_, again) = w.run(true).unwrap();
+        assert!(again.is_empty());
+        assert_eq!(w.reports.ready().len(), 1);
+    }
+
+    #[test]
+    fn a_failure_at_any_step_leaves_the_followup_and_a_rerun_finishes_it() {
+        for fail in ["write", "announce", "not configured"] {
+            let w = World::new();
+            w.decided(Decision::Confirm);
+            match fail {
+                "write" => w.reports.fail_next_write(),
+                "announce" => w.reports.fail_next_announce(),
+                _ => {}
+            }
+            let err = w.run(fail != "not configured").unwrap_err();
+            if fail == "not configured" {
+                assert!(matches!(err, FollowupError::NotConfigured { .. }), "{err}");
+                assert!(err.to_string().contains("HASHGATE_REPORT_CONFIG"));
+            }
+            let stuck = pollster::block_on(w.cases.case("case-1")).unwrap().unwrap();
+            assert_eq!(
+                stuck.followups,
+                [Followup::ReportPackage, Followup::ShareConfirmed],
+                "{fail}"
+            );
+            assert_eq!(w.on_own_list(), 0, "{fail}: nothing after the failed step");
+            let (case, _) = w.run(true).unwrap();
+            assert!(case.followups.is_empty(), "{fail}");
+            assert!(w.reports.package("case-1").is_some());
+            assert_eq!(w.reports.ready().len(), 1, "{fail}: announced once");
+            assert_eq!(w.on_own_list(), 3);
+            let actions = w.actions();
+            assert_eq!(
+                actions
+                    .iter()
+                    .filter(|a| **a == AuditAction::Packaged)
+                    .count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn a_false_positive_is_fed_back_to_the_lists_and_never_shared() {
+        let w = World::new();
+        let released = w.decided(Decision::FalsePositive);
+        assert_eq!(released.followups, [Followup::ListFeedback]);
+        let (case, _) = w.run(false).unwrap();
+        assert!(case.followups.is_empty());
+        assert_eq!(*w.told.0.lock().unwrap(), [("case-1".to_string(), 1)]);
+        assert!(w.reports.package("case-1").is_none());
+        assert_eq!(w.on_own_list(), 0);
+        assert_eq!(
+            w.actions().last(),
+            Some(&AuditAction::FalsePositiveRecorded)
+        );
+    }
+}

@@ -906,7 +906,7 @@ impl<T: Checkpoints> Checkpoints for std::sync::Arc<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::digest::{digest_bytes, AlgorithmSet};
     use crate::scan::Match;
