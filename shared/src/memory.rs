@@ -9,6 +9,9 @@ use crate::audit::{link, AuditEntry, ChainedEntry, Checkpoint, ReadCheckpoint};
 use crate::case::CaseRecord;
 use crate::digest::{digest_bytes, Algorithm, AlgorithmSet, Digest, Digested};
 use crate::event::ObjectRef;
+use crate::feedback::{
+    enable_on, matching, record_on, EntryFeedback, EntryKey, FeedbackError, ListFeedback, Recorded,
+};
 use crate::lists::{ListEntry, Provenance};
 use crate::pipeline::{CaseStore, Notifier, ObjectHead, ObjectStore, ReadResult, StorageError};
 use crate::quarantine::{Action, Outcome};
@@ -50,6 +53,8 @@ type Versioned = (u64, BTreeMap<Digest, Vec<StoredEntry<String>>>);
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Versioned>,
+    /// False positives on record per digest ([`crate::feedback`]).
+    feedback: Mutex<BTreeMap<Digest, Vec<EntryFeedback>>>,
 }
 
 impl MemoryStore {
@@ -76,25 +81,88 @@ impl MemoryStore {
         }
         Ok(stats)
     }
+
+    /// Every entry's false-positive record, ordered by digest.
+    pub fn feedback(&self) -> Vec<EntryFeedback> {
+        lock(&self.feedback).values().flatten().cloned().collect()
+    }
+
+    /// An admin re-enables the suppressed entry `key` ([`EntryFeedback::enable`]).
+    pub fn enable(
+        &self,
+        key: &EntryKey,
+        by: &str,
+        reason: &str,
+        at: crate::time::Timestamp,
+    ) -> Result<EntryFeedback, FeedbackError> {
+        let present = lock(&self.inner)
+            .1
+            .get(&key.digest)
+            .is_some_and(|entries| entries.iter().any(|e| e.list == key.list && e.id == key.id));
+        if !present {
+            return Err(FeedbackError::NotInStore(key.clone()));
+        }
+        let mut feedback = lock(&self.feedback);
+        enable_on(feedback.entry(key.digest).or_default(), key, by, reason, at)
+    }
+}
+
+impl ListFeedback for MemoryStore {
+    async fn record_false_positive(
+        &self,
+        case_id: &str,
+        matches: &[crate::scan::Match],
+        at: crate::time::Timestamp,
+        suppress_after: u32,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut feedback = lock(&self.feedback);
+        Ok(matches
+            .iter()
+            .filter(|m| {
+                // Only entries still in the store: a withdrawn one has nothing to suppress.
+                inner
+                    .1
+                    .get(&m.digest)
+                    .is_some_and(|entries| entries.iter().any(|e| e.list == m.list && e.id == m.id))
+            })
+            .map(|m| {
+                record_on(
+                    feedback.entry(m.digest).or_default(),
+                    m,
+                    case_id,
+                    at,
+                    suppress_after,
+                )
+            })
+            .collect())
+    }
 }
 
 impl HashStore for MemoryStore {
     async fn lookup(&self, digests: &[Digest]) -> Result<Vec<StoredDigest>, StoreError> {
         let guard = lock(&self.inner);
+        let feedback = lock(&self.feedback);
         Ok(digests
             .iter()
             .filter_map(|d| {
                 let entries = guard.1.get(d)?;
-                Some(StoredDigest {
+                let provenance = entries
+                    .iter()
+                    .map(|e| Provenance {
+                        list: e.list.clone(),
+                        id: e.id.clone(),
+                        category: e.category.clone(),
+                    })
+                    .collect();
+                let provenance = matching(
+                    d,
+                    provenance,
+                    feedback.get(d).map_or(&[][..], Vec::as_slice),
+                );
+                (!provenance.is_empty()).then_some(StoredDigest {
                     digest: *d,
-                    provenance: entries
-                        .iter()
-                        .map(|e| Provenance {
-                            list: e.list.clone(),
-                            id: e.id.clone(),
-                            category: e.category.clone(),
-                        })
-                        .collect(),
+                    provenance,
                 })
             })
             .collect())
