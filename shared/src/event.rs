@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::digest::to_hex;
+use crate::report::{IpCapture, UploadFacts};
 use crate::time::Timestamp;
 
 /// One version of one object: what was uploaded, and what is scanned and quarantined.
@@ -71,9 +72,16 @@ pub struct UploadEvent {
     /// scanned: the time is not worth losing the scan over.
     pub uploaded_at: Option<Timestamp>,
     pub trigger: Trigger,
+    /// Who owns the bucket and where the upload came from, as the event says (a case
+    /// records them for its report). Like the upload time, an absent or malformed value is
+    /// left out and the object is scanned all the same.
+    #[serde(default)]
+    pub upload_facts: UploadFacts,
 }
 
 /// What one notification record means for the scanner.
+// One per record and short-lived: a boxed upload would only add an allocation per scan.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
     /// Scan this object version.
@@ -194,6 +202,17 @@ fn time_at(v: &Value, path: &[&str]) -> Option<Timestamp> {
     str_at(v, path).and_then(|t| crate::time::parse(t).ok())
 }
 
+/// The upload facts of an event: the bucket owner's identifier and the source address, seen
+/// at the upload time. An address that does not parse is left out, never an error.
+fn facts(owner: Option<String>, address: Option<&str>, at: Option<Timestamp>) -> UploadFacts {
+    UploadFacts {
+        bucket_owner: owner,
+        source_ip: address
+            .and_then(|a| a.trim().parse().ok())
+            .map(|address| IpCapture { address, at }),
+    }
+}
+
 fn clean_etag(etag: Option<String>) -> Option<String> {
     etag.map(|e| e.trim_matches('"').to_string())
         .filter(|e| !e.is_empty())
@@ -210,6 +229,7 @@ fn s3_record(r: &Value, place: &str) -> Result<Notice, EventError> {
     let raw_key = required(r, &["s3", "object", "key"], place)?;
     let key =
         url_decode_key(raw_key).map_err(|reason| err(format!("{place}.s3.object.key"), reason))?;
+    let uploaded_at = time_at(r, &["eventTime"]);
     Ok(Notice::Upload(UploadEvent {
         object: ObjectRef {
             bucket: bucket.to_string(),
@@ -219,8 +239,14 @@ fn s3_record(r: &Value, place: &str) -> Result<Notice, EventError> {
         },
         size: size_at(r, &["s3", "object", "size"], place)?,
         event_name: event_name.to_string(),
-        uploaded_at: time_at(r, &["eventTime"]),
+        uploaded_at,
         trigger: Trigger::S3,
+        // The bucket owner is `s3.bucket.ownerIdentity`; `userIdentity` is the uploader.
+        upload_facts: facts(
+            optional_string(r, &["s3", "bucket", "ownerIdentity", "principalId"]),
+            str_at(r, &["requestParameters", "sourceIPAddress"]),
+            uploaded_at,
+        ),
     }))
 }
 
@@ -241,6 +267,7 @@ fn eventbridge(v: &Value) -> Result<Notice, EventError> {
     }
     let bucket = required(v, &["detail", "bucket", "name"], place)?;
     let key = required(v, &["detail", "object", "key"], place)?;
+    let uploaded_at = time_at(v, &["time"]);
     Ok(Notice::Upload(UploadEvent {
         object: ObjectRef {
             bucket: bucket.to_string(),
@@ -251,8 +278,14 @@ fn eventbridge(v: &Value) -> Result<Notice, EventError> {
         size: size_at(v, &["detail", "object", "size"], place)?,
         event_name: optional_string(v, &["detail", "reason"])
             .unwrap_or_else(|| detail_type.to_string()),
-        uploaded_at: time_at(v, &["time"]),
+        uploaded_at,
         trigger: Trigger::EventBridge,
+        // `account` is the bucket owner's account id; `detail.requester` is the uploader's.
+        upload_facts: facts(
+            optional_string(v, &["account"]),
+            str_at(v, &["detail", "source-ip-address"]),
+            uploaded_at,
+        ),
     }))
 }
 
@@ -293,7 +326,8 @@ mod tests {
             "requestParameters": {"sourceIPAddress": "127.0.0.1"},
             "responseElements": {"x-amz-request-id": "R", "x-amz-id-2": "I"},
             "s3": {"s3SchemaVersion": "1.0", "configurationId": "scan",
-                "bucket": {"name": "uploads", "arn": "arn:aws:s3:::uploads"},
+                "bucket": {"name": "uploads", "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                    "arn": "arn:aws:s3:::uploads"},
                 "object": {"key": key, "size": 1024, "eTag": "0123456789abcdef0123456789abcdef",
                     "versionId": "v1", "sequencer": "0A1B2C3D4E5F678901"}}
         }]})
@@ -375,6 +409,77 @@ mod tests {
             parse_notification(&deleted).unwrap()[0],
             Notice::Ignored { .. }
         ));
+    }
+
+    #[test]
+    fn upload_facts_come_from_the_event_and_a_malformed_address_is_left_out() {
+        use std::net::IpAddr;
+        let at = Some(crate::time::parse("2026-11-21T10:00:00Z").unwrap());
+        // S3: the bucket owner from `s3.bucket.ownerIdentity` (not the uploader's
+        // `userIdentity`), the address from `requestParameters`.
+        let mut v = s3_put("k");
+        v["Records"][0]["requestParameters"]["sourceIPAddress"] = json!("203.0.113.7");
+        let n = parse_notification(&v).unwrap();
+        let facts = &upload(&n[0]).upload_facts;
+        assert_eq!(facts.bucket_owner.as_deref(), Some("A3NL1KOZZKExample"));
+        let ip = facts.source_ip.as_ref().expect("an address");
+        assert_eq!(ip.address, "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(ip.at, at, "seen at the upload time");
+        v["Records"][0]["requestParameters"]["sourceIPAddress"] = json!("2001:db8::1");
+        let n = parse_notification(&v).unwrap();
+        assert_eq!(
+            upload(&n[0])
+                .upload_facts
+                .source_ip
+                .as_ref()
+                .unwrap()
+                .address,
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        for bad in [
+            json!("999.1.1.1"),
+            json!("not an address"),
+            json!(""),
+            json!(7),
+        ] {
+            v["Records"][0]["requestParameters"]["sourceIPAddress"] = bad.clone();
+            let n = parse_notification(&v).expect("scanned all the same");
+            let u = upload(&n[0]);
+            assert_eq!(u.upload_facts.source_ip, None, "{bad}");
+            assert_eq!(
+                u.upload_facts.bucket_owner.as_deref(),
+                Some("A3NL1KOZZKExample")
+            );
+            assert_eq!(u.object.key, "k");
+        }
+        // A record without either (S3-compatible stores) has none.
+        let v = json!({"Records": [{"eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]});
+        let n = parse_notification(&v).unwrap();
+        assert_eq!(upload(&n[0]).upload_facts, UploadFacts::default());
+
+        // EventBridge: `account` is the bucket owner's account (the documented envelope);
+        // `detail.requester` is the uploader, not the owner.
+        let mut v = json!({"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created", "source": "aws.s3", "account": "111122223333",
+            "time": "2026-11-21T10:00:00Z", "region": "ca-central-1",
+            "resources": ["arn:aws:s3:::uploads"],
+            "detail": {"version": "0", "bucket": {"name": "uploads"},
+                "object": {"key": "example-key", "size": 5,
+                    "etag": "b1946ac92492d2347c6235b4d2611184",
+                    "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "sequencer": "617f08299329d189"},
+                "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012",
+                "source-ip-address": "198.51.100.23", "reason": "PutObject"}});
+        let n = parse_notification(&v).unwrap();
+        let facts = &upload(&n[0]).upload_facts;
+        assert_eq!(facts.bucket_owner.as_deref(), Some("111122223333"));
+        let ip = facts.source_ip.as_ref().expect("an address");
+        assert_eq!(ip.address, "198.51.100.23".parse::<IpAddr>().unwrap());
+        assert_eq!(ip.at, at);
+        v["detail"]["source-ip-address"] = json!("198.51.100");
+        let n = parse_notification(&v).expect("scanned all the same");
+        assert_eq!(upload(&n[0]).upload_facts.source_ip, None);
+        assert_eq!(upload(&n[0]).object.key, "example-key");
     }
 
     #[test]

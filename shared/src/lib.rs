@@ -9,6 +9,7 @@
 //! - [`feedback`]: list-entry quality: false positives against list entries, suppression.
 //! - [`followup`]: what a decision leaves to do (report package, sharing, list feedback),
 //!   kept on the case until done.
+//! - [`hold`]: legal holds on cases (place, release, what they cover), audited.
 //! - [`filter`]: bloom filter snapshots with a checked, versioned byte format.
 //! - [`generations`]: atomic list imports for stores without big transactions (DynamoDB).
 //! - [`memory`]: in-memory implementations of every port, for tests.
@@ -38,6 +39,7 @@ pub mod feedback;
 pub mod filter;
 pub mod followup;
 pub mod generations;
+pub mod hold;
 pub mod lists;
 pub mod memory;
 pub mod pipeline;

@@ -351,6 +351,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             mode: self.config.mode,
             now,
             uploaded_at: event.uploaded_at,
+            upload_facts: event.upload_facts.clone(),
         };
         let case_id = plan.case_id();
         let finished = self.quarantine(plan).await?;
@@ -464,6 +465,7 @@ mod tests {
             event_name: "ObjectCreated:Put".into(),
             uploaded_at: None,
             trigger: Trigger::S3,
+            upload_facts: Default::default(),
         }
     }
 
@@ -598,6 +600,25 @@ mod tests {
             vouched_digests(&head).is_empty(),
             "multipart ETags are not MD5s"
         );
+    }
+
+    #[test]
+    fn the_case_records_the_events_bucket_owner_and_source_address() {
+        let s = scanner();
+        s.objects.put("uploads", "bad.jpg", BAD);
+        let mut e = event("bad.jpg", BAD);
+        e.upload_facts = crate::report::UploadFacts {
+            bucket_owner: Some("111122223333".into()),
+            source_ip: Some(crate::report::IpCapture {
+                address: "203.0.113.7".parse().unwrap(),
+                at: Some(Timestamp::UNIX_EPOCH),
+            }),
+        };
+        let r = scan(&s, &e, AlgorithmSet::ALL).unwrap();
+        assert!(matches!(r.status, ScanStatus::Matched { .. }), "{r:?}");
+        let cases = s.cases.records();
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].upload_facts, e.upload_facts);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 use crate::case::{AuditAction, AuditEntry, CaseRecord, CaseStatus, QuarantineLocation};
 use crate::digest::DigestSet;
 use crate::event::ObjectRef;
+use crate::report::UploadFacts;
 use crate::scan::Match;
 use crate::time::Timestamp;
 
@@ -48,6 +49,8 @@ pub struct Plan {
     pub now: Timestamp,
     /// When the object was uploaded, if the event said.
     pub uploaded_at: Option<Timestamp>,
+    /// The bucket owner and source address, as far as the event said.
+    pub upload_facts: UploadFacts,
 }
 
 /// The metadata keys of a quarantine copy: where it came from, and its digests
@@ -111,7 +114,7 @@ impl Plan {
             classification: None,
             restored_to: None,
             revision: 0,
-            upload_facts: Default::default(),
+            upload_facts: self.upload_facts.clone(),
             followups: Vec::new(),
             legal_hold: None,
         }
@@ -482,6 +485,13 @@ mod tests {
             mode,
             now: "2026-11-21T00:00:00Z".parse().unwrap(),
             uploaded_at: Some("2026-11-20T23:59:00Z".parse().unwrap()),
+            upload_facts: UploadFacts {
+                bucket_owner: Some("111122223333".into()),
+                source_ip: Some(crate::report::IpCapture {
+                    address: "203.0.113.7".parse().unwrap(),
+                    at: Some("2026-11-20T23:59:00Z".parse().unwrap()),
+                }),
+            },
         }
     }
 
@@ -630,6 +640,11 @@ mod tests {
             world.cases[&plan.case_id()].uploaded_at,
             plan.uploaded_at,
             "the case keeps the upload time"
+        );
+        assert_eq!(
+            world.cases[&plan.case_id()].upload_facts,
+            plan.upload_facts,
+            "and the bucket owner and source address"
         );
     }
 

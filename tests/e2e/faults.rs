@@ -190,6 +190,7 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
             event_name: "ObjectCreated:Put".into(),
             uploaded_at: None,
             trigger: Trigger::S3,
+            upload_facts: Default::default(),
         };
         faults.steps.store(0, Ordering::SeqCst);
         faults.log.lock().unwrap().clear();
