@@ -662,3 +662,68 @@ impl Notifier for MemoryNotifier {
         Ok(())
     }
 }
+
+/// The provider's own list, in the same store scans look up.
+impl crate::followup::OwnList for MemoryStore {
+    async fn add(&self, entries: &[ListEntry]) -> Result<crate::store::ImportStats, StoreError> {
+        self.apply(entries, crate::store::Op::Add)
+    }
+}
+
+/// Report packages in memory, by case id (the first one written counts, as under Object
+/// Lock), and the "Report Ready" announcements in order; failures injectable.
+#[derive(Debug, Default)]
+pub struct MemoryReports {
+    packages: Mutex<BTreeMap<String, crate::followup::PackageFiles>>,
+    ready: Mutex<Vec<crate::followup::ReportReady>>,
+    fail_write: Mutex<bool>,
+    fail_announce: Mutex<bool>,
+}
+
+impl MemoryReports {
+    pub const BUCKET: &'static str = "reports";
+
+    pub fn package(&self, case_id: &str) -> Option<crate::followup::PackageFiles> {
+        lock(&self.packages).get(case_id).cloned()
+    }
+
+    pub fn ready(&self) -> Vec<crate::followup::ReportReady> {
+        lock(&self.ready).clone()
+    }
+
+    /// Fail the next package write once.
+    pub fn fail_next_write(&self) {
+        *lock(&self.fail_write) = true;
+    }
+
+    /// Fail the next announcement once.
+    pub fn fail_next_announce(&self) {
+        *lock(&self.fail_announce) = true;
+    }
+}
+
+impl crate::followup::ReportOutbox for MemoryReports {
+    async fn write_package(
+        &self,
+        files: &crate::followup::PackageFiles,
+    ) -> Result<crate::followup::PackageLocation, StorageError> {
+        if std::mem::take(&mut *lock(&self.fail_write)) {
+            return Err(injected("write_package"));
+        }
+        lock(&self.packages)
+            .entry(files.case_id.clone())
+            .or_insert_with(|| files.clone());
+        Ok(crate::followup::PackageLocation {
+            bucket: Self::BUCKET.to_string(),
+            prefix: format!("reports/{}/", files.case_id),
+        })
+    }
+
+    async fn announce(&self, ready: &crate::followup::ReportReady) -> Result<(), StorageError> {
+        if std::mem::take(&mut *lock(&self.fail_announce)) {
+            return Err(injected("announce_report"));
+        }
+        lock(&self.ready).push(ready.clone());
+        Ok(())
+    }
+}

@@ -511,6 +511,10 @@ impl<'t> Contract<'t> {
                     .into_iter()
                     .map(|b| target(b, scope(on, "*")))
                     .collect(),
+                review::Binding::EventBus(v) => vec![target(
+                    format!("event-bus/{}", f.variable_literal(v)),
+                    Scope::Itself,
+                )],
                 review::Binding::LogGroup => f
                     .log_group()
                     .into_iter()
@@ -865,6 +869,7 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
             "adapters/aws/src/notifications.rs",
             vec![access::BUCKET_NOTIFICATIONS],
         ),
+        ("adapters/aws/src/hold.rs", vec![access::LEGAL_HOLDS]),
         ("functions/scanner/src/worker.rs", vec![scanner::WORKER]),
     ]);
     let mut files = vec![];
@@ -1229,4 +1234,89 @@ fn only_the_review_function_writes_checkpoints_and_nobody_deletes_one() {
             &request("s3:GetObject", principal)
         ));
     }
+}
+
+/// The least number of days `v` can be: a literal, or a parameter (its `MinValue`, which
+/// its `Default` must not be below).
+fn least_days(template: &Value, v: &Value) -> i64 {
+    let number = |v: &Value| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    };
+    if let Some(days) = number(v) {
+        return days;
+    }
+    let name = v["Ref"].as_str().unwrap_or_else(|| panic!("days: {v}"));
+    let spec = &template["Parameters"][name];
+    let min = number(&spec["MinValue"]).unwrap_or_else(|| panic!("{name} has no MinValue"));
+    let default = number(&spec["Default"]).unwrap_or_else(|| panic!("{name} has no Default"));
+    assert!(default >= min, "{name}: Default {default} < MinValue {min}");
+    min
+}
+
+/// The least retention, in days, quarantined copies get from the bucket's Object Lock
+/// default, and the shortest expiry its lifecycle rules give any version (none: `None`).
+fn quarantine_retention(template: &Value) -> (i64, Option<i64>) {
+    let bucket = &template["Resources"]["QuarantineBucket"]["Properties"];
+    assert_eq!(bucket["ObjectLockEnabled"], json!(true));
+    assert_eq!(
+        bucket["ObjectLockConfiguration"]["ObjectLockEnabled"],
+        "Enabled"
+    );
+    let retention = &bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+    let days = match (&retention["Days"], &retention["Years"]) {
+        (days, Value::Null) => least_days(template, days),
+        (Value::Null, years) => least_days(template, years) * 365,
+        _ => panic!("DefaultRetention has both Days and Years"),
+    };
+    let mut shortest: Option<i64> = None;
+    for rule in bucket["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            rule["ExpirationDate"].is_null(),
+            "a lifecycle rule expires quarantined objects on a fixed date: {rule}"
+        );
+        for expiry in [
+            &rule["ExpirationInDays"],
+            &rule["NoncurrentVersionExpirationInDays"],
+            &rule["NoncurrentVersionExpiration"]["NoncurrentDays"],
+        ] {
+            if !expiry.is_null() {
+                let d = least_days(template, expiry);
+                shortest = Some(shortest.map_or(d, |s| s.min(d)));
+            }
+        }
+    }
+    (days, shortest)
+}
+
+/// 18 U.S.C. 2258A(h), as amended in 2024: reported content is preserved at least a year.
+#[test]
+fn quarantined_evidence_is_kept_at_least_a_year() {
+    const YEAR: i64 = 365;
+    let template = template();
+    let (days, expiry) = quarantine_retention(&template);
+    assert!(days >= YEAR, "quarantine retention can be {days} days");
+    if let Some(d) = expiry {
+        assert!(
+            d >= YEAR,
+            "a lifecycle rule expires quarantined versions after {d} days"
+        );
+    }
+    // Each copy's own retain-until date comes from the same parameter.
+    let retention = &template["Resources"]["QuarantineBucket"]["Properties"]
+        ["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"];
+    let scanner = Function::new(&template, "ScannerFunction");
+    assert_eq!(&scanner.environment()["HASHGATE_RETENTION_DAYS"], retention);
+
+    // The check notices a shorter minimum, and a lifecycle rule expiring sooner.
+    let mut shorter = template.clone();
+    shorter["Parameters"]["RetentionDays"]["MinValue"] = json!(30);
+    assert_eq!(quarantine_retention(&shorter).0, 30);
+    let mut expiring = template.clone();
+    expiring["Resources"]["QuarantineBucket"]["Properties"]["LifecycleConfiguration"] = json!({"Rules": [{"Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 90}}]});
+    assert_eq!(quarantine_retention(&expiring).1, Some(90));
 }

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
+use hashgate_core::report::ReportConfig;
 use hashgate_core::review::ReviewPolicy;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,12 +34,28 @@ pub struct Config {
     pub max_preview_bytes: u64,
     /// Outside Lambda: where the HTTP server listens.
     pub bind: SocketAddr,
+    /// The exact hash store: confirmed digests join the provider's own list there, and false
+    /// positives are recorded against the entries they matched.
+    pub hash_table: String,
+    /// Where report packages are written (Object Lock).
+    pub reports_bucket: String,
+    /// The EventBridge bus "Report Ready" is published on.
+    pub event_bus: String,
+    /// Who files the reports, and what they give (`HASHGATE_REPORT_CONFIG`, JSON); none: a
+    /// confirmed case's package waits on the case until it is configured.
+    pub report: Option<ReportConfig>,
+    /// The provider's own list's name.
+    pub own_list: String,
+    /// False positives after which a list entry is suppressed (0: never).
+    pub suppress_after: u32,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8790";
 pub const DEFAULT_CHECKPOINT_SECONDS: u64 = 300;
 pub const DEFAULT_REVEAL_SECONDS: u32 = 10;
 pub const DEFAULT_MAX_PREVIEW_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_EVENT_BUS: &str = "default";
+pub const DEFAULT_SUPPRESS_AFTER: u32 = 3;
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Config> {
@@ -98,7 +115,39 @@ impl Config {
         let bind: SocketAddr = bind.trim().parse().map_err(|_| {
             anyhow::anyhow!("HASHGATE_REVIEW_BIND={bind:?} is not valid: expected address:port")
         })?;
+        let report = match get("HASHGATE_REPORT_CONFIG") {
+            None => None,
+            Some(json) => {
+                let config: ReportConfig = serde_json::from_str(&json).map_err(|e| {
+                    anyhow::anyhow!("HASHGATE_REPORT_CONFIG is not valid: {e} (expected JSON like {{\"reporter\":{{\"email\":\"tips@example.org\"}}}})")
+                })?;
+                config
+                    .check()
+                    .map_err(|e| anyhow::anyhow!("HASHGATE_REPORT_CONFIG is not valid: {e}"))?;
+                Some(config)
+            }
+        };
+        let own_list = get("HASHGATE_OWN_LIST")
+            .unwrap_or_else(|| hashgate_core::share::DEFAULT_LIST.into())
+            .trim()
+            .to_string();
+        hashgate_core::share::Confirmed::new(&own_list)
+            .map_err(|e| anyhow::anyhow!("HASHGATE_OWN_LIST={own_list:?} is not valid: {e}"))?;
         Ok(Config {
+            hash_table: required("HASHGATE_HASH_TABLE")?,
+            reports_bucket: required("HASHGATE_REPORTS_BUCKET")?,
+            event_bus: get("HASHGATE_EVENT_BUS")
+                .map(|b| b.trim().to_string())
+                .unwrap_or_else(|| DEFAULT_EVENT_BUS.into()),
+            report,
+            own_list,
+            suppress_after: number(
+                "HASHGATE_SUPPRESS_AFTER",
+                get("HASHGATE_SUPPRESS_AFTER"),
+                DEFAULT_SUPPRESS_AFTER,
+                |_| true,
+                "a whole number of false positives (0 never suppresses)",
+            )?,
             case_table: required("HASHGATE_CASE_TABLE")?,
             audit_table: required("HASHGATE_AUDIT_TABLE")?,
             checkpoint_bucket: required("HASHGATE_AUDIT_CHECKPOINT_BUCKET")?,
@@ -162,6 +211,8 @@ mod tests {
             ("HASHGATE_AUDIT_TABLE", "audit"),
             ("HASHGATE_AUDIT_CHECKPOINT_BUCKET", "checkpoints"),
             ("HASHGATE_AUDIT_SIGNING_KEY", "alias/audit"),
+            ("HASHGATE_HASH_TABLE", "hashes"),
+            ("HASHGATE_REPORTS_BUCKET", "reports"),
         ])
     }
 
@@ -186,6 +237,55 @@ mod tests {
         assert_eq!(c.reveal_seconds, 10);
         assert_eq!(c.checkpoint_seconds, 300);
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(
+            c.report, None,
+            "reports are not configured until the reporter is"
+        );
+        assert_eq!(c.own_list, "own-confirmed");
+        assert_eq!(c.suppress_after, DEFAULT_SUPPRESS_AFTER);
+        assert_eq!(c.event_bus, "default");
+    }
+
+    #[test]
+    fn the_reporter_and_the_lists() {
+        let mut v = base();
+        v.insert(
+            "HASHGATE_REPORT_CONFIG",
+            r#"{"reporter":{"email":"tips@example.org"},"include_source_ip":true}"#,
+        );
+        v.insert("HASHGATE_OWN_LIST", "acme-confirmed");
+        v.insert("HASHGATE_SUPPRESS_AFTER", "0");
+        v.insert("HASHGATE_EVENT_BUS", "hashgate");
+        let c = parse(&v).unwrap();
+        let report = c.report.unwrap();
+        assert_eq!(report.reporter.email, "tips@example.org");
+        assert!(report.include_source_ip);
+        assert_eq!(c.own_list, "acme-confirmed");
+        assert_eq!(c.suppress_after, 0);
+        assert_eq!(c.event_bus, "hashgate");
+        for (bad, names) in [
+            ("{", "HASHGATE_REPORT_CONFIG"),
+            (r#"{"reporter":{}}"#, "email"),
+            (
+                r#"{"reporter":{"email":"not an address"}}"#,
+                "reporter.email",
+            ),
+        ] {
+            let mut v = base();
+            v.insert("HASHGATE_REPORT_CONFIG", bad);
+            let err = parse(&v).unwrap_err().to_string();
+            assert!(
+                err.contains("HASHGATE_REPORT_CONFIG") && err.contains(names),
+                "{err}"
+            );
+        }
+        let mut v = base();
+        v.insert("HASHGATE_SUPPRESS_AFTER", "many");
+        let err = parse(&v).unwrap_err().to_string();
+        assert!(
+            err.contains("HASHGATE_SUPPRESS_AFTER") && err.contains("many"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -241,6 +341,8 @@ mod tests {
             "HASHGATE_AUDIT_TABLE",
             "HASHGATE_AUDIT_CHECKPOINT_BUCKET",
             "HASHGATE_AUDIT_SIGNING_KEY",
+            "HASHGATE_HASH_TABLE",
+            "HASHGATE_REPORTS_BUCKET",
         ] {
             let mut v = base();
             v.insert(name, " ");

@@ -47,6 +47,12 @@ pub const VARIABLES: &[Variable] = &[
     set("HASHGATE_RESTORE_PREFIX"),
     set("HASHGATE_MAX_PREVIEW_BYTES"),
     set("HASHGATE_LOG"),
+    set("HASHGATE_HASH_TABLE"),
+    set("HASHGATE_REPORTS_BUCKET"),
+    set("HASHGATE_EVENT_BUS"),
+    set("HASHGATE_REPORT_CONFIG"),
+    set("HASHGATE_OWN_LIST"),
+    set("HASHGATE_SUPPRESS_AFTER"),
     Variable {
         name: "HASHGATE_IDP_ENDPOINT",
         deployed: Deployed::NotInLambda(
@@ -71,11 +77,15 @@ pub const LAMBDA: &[Need] = &[Need::new(
 )];
 
 /// Everything the review function needs, adapter by adapter: `DynamoCases` as the review
-/// store, `S3Objects` as the evidence (previews and restores), `S3Checkpoints`.
+/// store, `S3Objects` as the evidence (previews and restores), `S3Checkpoints`; for the
+/// followups of a decision `S3Reports` (packages, "Report Ready") and `DynamoHashes` (the
+/// own list's import, list feedback).
 pub const NEEDS: &[&[Need]] = &[
     access::REVIEW_CASES,
     access::EVIDENCE,
     access::CHECKPOINTS,
+    access::REPORT_OUTBOX,
+    access::HASHES_WRITE,
     LAMBDA,
 ];
 
@@ -102,6 +112,8 @@ pub enum Binding {
     /// The buckets whose uploads are scanned: objects held in place are previewed there,
     /// and false positives are restored to the bucket they came from.
     ScannedBuckets,
+    /// The EventBridge bus named by this variable.
+    EventBus(&'static str),
     /// The function's log group.
     LogGroup,
 }
@@ -129,12 +141,16 @@ pub fn binding(resource: Resource) -> Binding {
         Resource::QuarantineKey => Binding::KeyOfQuarantineBucket,
         Resource::ScannedObjects | Resource::ScannedBuckets => Binding::ScannedBuckets,
         Resource::LogGroup => Binding::LogGroup,
-        // The scanner's resources: no need of the review function's names one.
-        Resource::HashTable
-        | Resource::FilterObjects
+        Resource::HashTable => Binding::Variable("HASHGATE_HASH_TABLE"),
+        Resource::ReportObjects | Resource::ReportBucket => {
+            Binding::Variable("HASHGATE_REPORTS_BUCKET")
+        }
+        Resource::EventBus => Binding::EventBus("HASHGATE_EVENT_BUS"),
+        // Other functions' resources: no need of the review function's names one.
+        Resource::FilterObjects
         | Resource::FilterBucket
         | Resource::ReviewQueue
-        | Resource::EventBus
+        | Resource::CybertipSecret
         | Resource::ScanQueue => {
             unreachable!(
                 "the review function's needs name no scanner resource, yet {resource:?} was \

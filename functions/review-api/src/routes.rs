@@ -28,19 +28,20 @@ use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Authenticator};
 use crate::service::{Rendered, Service, ServiceError};
+use hashgate_core::followup::FollowupPorts;
 
 const INDEX: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 
 /// Everything a request needs.
-pub struct AppState<S, E, C> {
-    pub service: Service<S, E, C>,
+pub struct AppState<S, E, C, A> {
+    pub service: Service<S, E, C, A>,
     pub auth: Authenticator,
     pub reveal_seconds: u32,
 }
 
-type Shared<S, E, C> = Arc<AppState<S, E, C>>;
+type Shared<S, E, C, A> = Arc<AppState<S, E, C, A>>;
 
 /// An error as the API answers it: a status and `{"error": "…"}`.
 pub struct ApiError {
@@ -84,7 +85,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::LimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::Storage(_) | ServiceError::Restore(_) => {
+            ServiceError::Storage(_) | ServiceError::Restore(_) | ServiceError::Followup(_) => {
                 tracing::error!(error = %e, "request failed");
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -131,15 +132,16 @@ pub struct Reviewer(pub Identity);
 /// A signed-in administrator.
 pub struct Admin(pub Identity);
 
-async fn identify<S, E, C>(
+async fn identify<S, E, C, A>(
     parts: &axum::http::request::Parts,
-    state: &Shared<S, E, C>,
+    state: &Shared<S, E, C, A>,
     need: Role,
 ) -> Result<Identity, ApiError>
 where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let header = parts
         .headers
@@ -158,48 +160,51 @@ where
     Ok(who)
 }
 
-impl<S, E, C> FromRequestParts<Shared<S, E, C>> for Reviewer
+impl<S, E, C, A> FromRequestParts<Shared<S, E, C, A>> for Reviewer
 where
     S: ReviewStore + 'static,
     E: Evidence + 'static,
     C: Checkpoints + 'static,
+    A: FollowupPorts + 'static,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &Shared<S, E, C>,
+        state: &Shared<S, E, C, A>,
     ) -> Result<Self, Self::Rejection> {
         identify(parts, state, Role::Reviewer).await.map(Reviewer)
     }
 }
 
-impl<S, E, C> FromRequestParts<Shared<S, E, C>> for Admin
+impl<S, E, C, A> FromRequestParts<Shared<S, E, C, A>> for Admin
 where
     S: ReviewStore + 'static,
     E: Evidence + 'static,
     C: Checkpoints + 'static,
+    A: FollowupPorts + 'static,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &Shared<S, E, C>,
+        state: &Shared<S, E, C, A>,
     ) -> Result<Self, Self::Rejection> {
         identify(parts, state, Role::Admin).await.map(Admin)
     }
 }
 
 /// The router over any ports.
-pub fn router<S, E, C>(state: Shared<S, E, C>) -> Router
+pub fn router<S, E, C, A>(state: Shared<S, E, C, A>) -> Router
 where
     S: ReviewStore + 'static,
     E: Evidence + 'static,
     C: Checkpoints + 'static,
+    A: FollowupPorts + 'static,
 {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/", get(index::<S, E, C>))
+        .route("/", get(index::<S, E, C, A>))
         .route(
             "/app.js",
             get(|| async { static_file("text/javascript; charset=utf-8", APP_JS) }),
@@ -208,14 +213,18 @@ where
             "/app.css",
             get(|| async { static_file("text/css; charset=utf-8", APP_CSS) }),
         )
-        .route("/api/me", get(me::<S, E, C>))
-        .route("/api/cases", get(list::<S, E, C>))
-        .route("/api/cases/{id}", get(show::<S, E, C>))
-        .route("/api/cases/{id}/preview", get(preview::<S, E, C>))
-        .route("/api/cases/{id}/reveal", post(reveal::<S, E, C>))
-        .route("/api/cases/{id}/decision", post(decision::<S, E, C>))
-        .route("/api/audit/verify", get(verify::<S, E, C>))
-        .route("/api/lists/confirmed", get(export_confirmed::<S, E, C>))
+        .route("/api/me", get(me::<S, E, C, A>))
+        .route("/api/cases", get(list::<S, E, C, A>))
+        .route("/api/cases/{id}", get(show::<S, E, C, A>))
+        .route("/api/cases/{id}/preview", get(preview::<S, E, C, A>))
+        .route("/api/cases/{id}/reveal", post(reveal::<S, E, C, A>))
+        .route("/api/cases/{id}/decision", post(decision::<S, E, C, A>))
+        .route(
+            "/api/cases/{id}/followups",
+            post(finish_followups::<S, E, C, A>),
+        )
+        .route("/api/audit/verify", get(verify::<S, E, C, A>))
+        .route("/api/lists/confirmed", get(export_confirmed::<S, E, C, A>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn(protective_headers))
         .with_state(state)
@@ -243,11 +252,12 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-async fn index<S, E, C>(State(state): State<Shared<S, E, C>>) -> Response
+async fn index<S, E, C, A>(State(state): State<Shared<S, E, C, A>>) -> Response
 where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let auth = state.auth.config();
     let page = INDEX
@@ -275,14 +285,15 @@ fn html_attribute(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-async fn me<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+async fn me<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Reviewer(who): Reviewer,
 ) -> Result<Json<Value>, ApiError>
 where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let reveals = state.service.reveals_today(&who).await?;
     Ok(Json(json!({
@@ -357,8 +368,8 @@ fn summary(c: &CaseRecord) -> Value {
     })
 }
 
-async fn list<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+async fn list<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Reviewer(_): Reviewer,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError>
@@ -366,6 +377,7 @@ where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let Query(params) =
         params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -391,6 +403,8 @@ fn detail(c: &CaseRecord, content_type: Option<&str>) -> Value {
         "reviews": c.reviews,
         "classification": c.classification,
         "restored_to": c.restored_to,
+        "followups": c.followups,
+        "legal_hold": c.legal_hold,
     })
 }
 
@@ -398,8 +412,8 @@ fn history(entries: &[ChainedEntry]) -> Value {
     json!(entries)
 }
 
-async fn show<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+async fn show<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Reviewer(who): Reviewer,
     ClientAddress(address): ClientAddress,
     Path(id): Path<String>,
@@ -408,6 +422,7 @@ where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let view = state.service.view(&who, &id, address.as_deref()).await?;
     Ok(Json(json!({
@@ -426,8 +441,8 @@ fn image(png: Vec<u8>, extra: &[(&'static str, String)]) -> Response {
     response
 }
 
-async fn preview<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+async fn preview<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Reviewer(who): Reviewer,
     ClientAddress(address): ClientAddress,
     Path(id): Path<String>,
@@ -436,6 +451,7 @@ where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     Ok(
         match state.service.preview(&who, &id, address.as_deref()).await? {
@@ -453,8 +469,8 @@ struct RevealBody {
     reason: String,
 }
 
-async fn reveal<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+async fn reveal<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Reviewer(who): Reviewer,
     ClientAddress(address): ClientAddress,
     Path(id): Path<String>,
@@ -464,6 +480,7 @@ where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let Json(body) = body?;
     let revealed = state
@@ -494,8 +511,8 @@ struct DecisionBody {
     classification: Option<Classification>,
 }
 
-async fn decision<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+async fn decision<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Reviewer(who): Reviewer,
     ClientAddress(address): ClientAddress,
     Path(id): Path<String>,
@@ -505,6 +522,7 @@ where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let Json(body) = body?;
     let case = state
@@ -529,14 +547,36 @@ where
     ))
 }
 
-async fn verify<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+/// An admin finishes what a decision left undone (a report package that could not be
+/// written, say): `{"case": …, "done": ["report_package", …]}`.
+async fn finish_followups<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError>
+where
+    S: ReviewStore,
+    E: Evidence,
+    C: Checkpoints,
+    A: FollowupPorts,
+{
+    let (case, done) = state.service.finish_followups(&who, &id).await?;
+    let done: Vec<Value> = done
+        .iter()
+        .map(|d| json!({ "followup": d.followup, "detail": d.detail }))
+        .collect();
+    Ok(Json(json!({ "case": detail(&case, None), "done": done })))
+}
+
+async fn verify<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Admin(_): Admin,
 ) -> Result<Json<Value>, ApiError>
 where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     let v = state.service.verify().await?;
     Ok(Json(json!(v)))
@@ -558,8 +598,8 @@ struct ExportParams {
 
 /// (admin) The digests of every confirmed case as a hash list another provider imports
 /// directly: CSV (default), VICS JSON or plain, as `hashgate lists export --confirmed` writes.
-async fn export_confirmed<S, E, C>(
-    State(state): State<Shared<S, E, C>>,
+async fn export_confirmed<S, E, C, A>(
+    State(state): State<Shared<S, E, C, A>>,
     Admin(_): Admin,
     params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError>
@@ -567,6 +607,7 @@ where
     S: ReviewStore,
     E: Evidence,
     C: Checkpoints,
+    A: FollowupPorts,
 {
     use hashgate_core::lists::{write::write_list, ListFormat};
     let Query(params) =

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use hashgate_core::audit::{AuditAction, AuditEntry, ChainedEntry, Checkpoint, Verification};
 use hashgate_core::case::{CaseRecord, CaseStatus};
+use hashgate_core::followup::{Done, FollowupPorts};
 use hashgate_core::pipeline::StorageError;
 use hashgate_core::review::{
     decide, reveal_day, verify_chain, CasePage, CaseQuery, Checkpoints, Classification, Decision,
@@ -33,6 +34,8 @@ pub enum ServiceError {
     LimitReached { used: u32, limit: u32 },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("{0}")]
+    Followup(String),
     #[error("the restore stopped; the case stays releasing and deciding again resumes it: {0}")]
     Restore(#[from] RestoreError),
 }
@@ -70,7 +73,7 @@ pub struct Revealed {
     pub limit: u32,
 }
 
-pub struct Service<S, E, C> {
+pub struct Service<S, E, C, A> {
     pub store: S,
     pub evidence: E,
     pub checkpoints: C,
@@ -81,12 +84,14 @@ pub struct Service<S, E, C> {
     /// The newest checkpoint this instance has seen: while it is younger than the interval
     /// no checkpoint is due (any other is newer still), so appends ask storage nothing.
     pub known_checkpoint: std::sync::Mutex<Option<Checkpoint>>,
+    /// What a decision leaves to do (report package, sharing, list feedback).
+    pub followups: A,
 }
 
 /// Conflicting writes (two reviewers at once) are retried this many times.
 const UPDATE_ATTEMPTS: usize = 5;
 
-impl<S: ReviewStore, E: Evidence, C: Checkpoints> Service<S, E, C> {
+impl<S: ReviewStore, E: Evidence, C: Checkpoints, A: FollowupPorts> Service<S, E, C, A> {
     fn now(&self) -> Timestamp {
         (self.clock)()
     }
@@ -315,7 +320,8 @@ impl<S: ReviewStore, E: Evidence, C: Checkpoints> Service<S, E, C> {
         for _ in 0..UPDATE_ATTEMPTS {
             let case = self.load(case_id).await?;
             if case.status == CaseStatus::Releasing && decision == Decision::FalsePositive {
-                return self.restore(who, case).await;
+                let released = self.restore(who, case).await?;
+                return Ok(self.follow_up(who, released).await);
             }
             let decided = decide(
                 &case,
@@ -331,16 +337,56 @@ impl<S: ReviewStore, E: Evidence, C: Checkpoints> Service<S, E, C> {
                 Updated::Conflict => continue,
                 Updated::Written(linked) => {
                     self.checkpoint_if_due(&linked).await;
-                    if decided.restore {
-                        return self.restore(who, decided.case).await;
-                    }
-                    return Ok(decided.case);
+                    let case = if decided.restore {
+                        self.restore(who, decided.case).await?
+                    } else {
+                        decided.case
+                    };
+                    return Ok(self.follow_up(who, case).await);
                 }
             }
         }
         Err(ServiceError::Conflict(format!(
             "case {case_id} kept changing while it was being decided; try again"
         )))
+    }
+
+    /// Do what the decision left (report package, sharing, list feedback). The decision
+    /// stands whatever happens here: a followup that fails stays on the case, is logged,
+    /// and is finished by `POST /api/cases/{id}/followups` or `hashgate cases follow-up`.
+    async fn follow_up(&self, who: &Identity, case: CaseRecord) -> CaseRecord {
+        if case.followups.is_empty() {
+            return case;
+        }
+        match self
+            .followups
+            .follow_up(&self.store, &case.case_id, &who.user, self.now())
+            .await
+        {
+            Ok((case, done)) => {
+                for d in done {
+                    tracing::info!(case = %case.case_id, followup = %d.followup, detail = %d.detail, "followup done");
+                }
+                case
+            }
+            Err(e) => {
+                tracing::warn!(case = %case.case_id, error = %e, "a followup failed; it stays on the case");
+                self.load(&case.case_id).await.unwrap_or(case)
+            }
+        }
+    }
+
+    /// Finish the followups left on a case (an admin's retry).
+    pub async fn finish_followups(
+        &self,
+        who: &Identity,
+        case_id: &str,
+    ) -> Result<(CaseRecord, Vec<Done>), ServiceError> {
+        self.load(case_id).await?;
+        self.followups
+            .follow_up(&self.store, case_id, &who.user, self.now())
+            .await
+            .map_err(|e| ServiceError::Followup(e.to_string()))
     }
 
     /// Run (or resume) the restore of a releasing case to the end.

@@ -13,7 +13,10 @@ use hashgate_core::audit::AuditAction;
 use hashgate_core::case::{CaseRecord, CaseStatus, QuarantineLocation};
 use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
 use hashgate_core::event::ObjectRef;
-use hashgate_core::memory::{MemoryCases, MemoryCheckpoints, MemoryObjects};
+use hashgate_core::followup::{Followups, Settings};
+use hashgate_core::memory::{
+    MemoryCases, MemoryCheckpoints, MemoryObjects, MemoryReports, MemoryStore,
+};
 use hashgate_core::review::ReviewPolicy;
 use hashgate_core::scan::Match;
 use hashgate_core::time::Timestamp;
@@ -28,8 +31,13 @@ use tower::ServiceExt;
 
 const START: i64 = 1_795_255_445;
 
+type TestFollowups = Followups<Arc<MemoryReports>, Arc<MemoryStore>, Arc<MemoryStore>>;
+
 struct World {
-    state: Arc<AppState<Arc<MemoryCases>, Arc<MemoryObjects>, Arc<MemoryCheckpoints>>>,
+    state:
+        Arc<AppState<Arc<MemoryCases>, Arc<MemoryObjects>, Arc<MemoryCheckpoints>, TestFollowups>>,
+    reports: Arc<MemoryReports>,
+    lists: Arc<MemoryStore>,
     cases: Arc<MemoryCases>,
     objects: Arc<MemoryObjects>,
     checkpoints: Arc<MemoryCheckpoints>,
@@ -52,6 +60,8 @@ fn world_with(policy: ReviewPolicy) -> World {
     let cases = Arc::new(MemoryCases::default());
     let objects = Arc::new(MemoryObjects::default());
     let checkpoints = Arc::new(MemoryCheckpoints::default());
+    let reports = Arc::new(MemoryReports::default());
+    let lists = Arc::new(MemoryStore::default());
     let now = Arc::new(Mutex::new(START));
     let clock_now = now.clone();
     let auth = AuthConfig {
@@ -72,12 +82,27 @@ fn world_with(policy: ReviewPolicy) -> World {
             checkpoint_seconds: 300,
             known_checkpoint: Default::default(),
             clock: Arc::new(move || Timestamp::from_second(*clock_now.lock().unwrap()).unwrap()),
+            followups: Followups {
+                outbox: reports.clone(),
+                own_list: lists.clone(),
+                feedback: lists.clone(),
+                settings: Settings {
+                    report: Some(
+                        serde_json::from_str(r#"{"reporter":{"email":"tips@example.org"}}"#)
+                            .unwrap(),
+                    ),
+                    own_list: "own-confirmed".into(),
+                    suppress_after: 2,
+                },
+            },
         },
         auth: Authenticator::fixed(auth, KeySet::from_jwks(JWKS.as_bytes()).unwrap()),
         reveal_seconds: 10,
     });
     World {
         state,
+        reports,
+        lists,
         cases,
         objects,
         checkpoints,
@@ -206,6 +231,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/cases/case-1/reveal"),
     ("POST", "/api/cases/case-1/decision"),
     ("GET", "/api/audit/verify"),
+    ("POST", "/api/cases/case-1/followups"),
 ];
 
 #[tokio::test]
@@ -477,7 +503,8 @@ async fn a_false_positive_restores_the_exact_bytes_even_when_the_key_was_reused(
         [
             AuditAction::Quarantined,
             AuditAction::Decided,
-            AuditAction::Restored
+            AuditAction::Restored,
+            AuditAction::FalsePositiveRecorded
         ]
     );
 
@@ -761,4 +788,164 @@ async fn checkpoints_are_written_by_interval_without_asking_storage_on_every_app
     let (_, v) = w.json("GET", "/api/audit/verify", "admin-a", None).await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["checkpoints"], 2);
+}
+
+#[tokio::test]
+async fn a_confirmation_writes_its_report_package_and_joins_the_own_list() {
+    use hashgate_core::store::HashStore;
+    let w = world_with(ReviewPolicy {
+        two_person_rule: false,
+        ..ReviewPolicy::default()
+    });
+    let content = png(80, 60);
+    let case = w.case("case-1", &content).await;
+    let url = "/api/cases/case-1/decision";
+    let confirm = json!({"decision": "confirm", "reason": "matches", "classification": "A1"});
+    // The package's write fails once: the decision stands and the followups wait on the case.
+    w.reports.fail_next_write();
+    let (status, v) = w.json("POST", url, "reviewer-a", Some(confirm)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["case"]["status"], "confirmed");
+    assert_eq!(
+        v["case"]["followups"],
+        json!(["report_package", "share_confirmed"])
+    );
+    assert!(w.reports.package("case-1").is_none());
+    // Only an admin finishes them.
+    let retry = "/api/cases/case-1/followups";
+    let (status, _) = w.json("POST", retry, "reviewer-a", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = w.json("POST", retry, "admin-a", None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["case"]["followups"], json!([]));
+    assert_eq!(v["done"][0]["followup"], "report_package");
+    let package = w.reports.package("case-1").expect("the package");
+    assert!(!package.manifest.file_viewed_by_esp, "nobody revealed it");
+    assert!(package
+        .report_xml
+        .contains("<email>tips@example.org</email>"));
+    assert_eq!(w.reports.ready().len(), 1);
+    assert_eq!(w.reports.ready()[0].classification, "A1");
+    // Every digest of the case is on the own list, with the case as the entry's id.
+    let digests: Vec<_> = case
+        .digests
+        .iter()
+        .map(|(a, h)| hashgate_core::Digest::parse_hex_as(a.parse().unwrap(), h).unwrap())
+        .collect();
+    let found = w.lists.lookup(&digests).await.unwrap();
+    assert_eq!(found.len(), 3);
+    for d in &found {
+        assert_eq!(d.provenance[0].list, "own-confirmed");
+        assert_eq!(d.provenance[0].id.as_deref(), Some("case-1"));
+        assert_eq!(d.provenance[0].category.as_deref(), Some("A1"));
+    }
+    let actions: Vec<AuditAction> = w.cases.audit().iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::Quarantined,
+            AuditAction::Decided,
+            AuditAction::Packaged,
+            AuditAction::Shared
+        ]
+    );
+    assert_eq!(w.cases.audit()[2].actor, "admin-a");
+}
+
+#[tokio::test]
+async fn a_revealed_case_is_reported_as_viewed() {
+    let w = world_with(ReviewPolicy {
+        two_person_rule: false,
+        ..ReviewPolicy::default()
+    });
+    w.case("case-1", &png(80, 60)).await;
+    let (status, _) = w
+        .json(
+            "POST",
+            "/api/cases/case-1/reveal",
+            "reviewer-a",
+            Some(json!({"reason": "blur hides the category"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let confirm = json!({"decision": "confirm", "reason": "matches", "classification": "B1"});
+    let (status, v) = w
+        .json(
+            "POST",
+            "/api/cases/case-1/decision",
+            "reviewer-a",
+            Some(confirm),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["case"]["followups"], json!([]));
+    let package = w.reports.package("case-1").unwrap();
+    assert!(package.manifest.file_viewed_by_esp);
+    assert_eq!(package.manifest.viewed_in_audit_entries.len(), 1);
+    assert_eq!(package.manifest.classification.as_str(), "B1");
+}
+
+#[tokio::test]
+async fn repeated_false_positives_suppress_the_list_entry() {
+    use hashgate_core::lists::{ListEntry, Provenance};
+    use hashgate_core::store::{HashStore, Op};
+    let w = world();
+    let content = png(70, 50);
+    let md5 = digest_bytes(&content, AlgorithmSet::ALL)
+        .get(Algorithm::Md5)
+        .unwrap();
+    w.lists
+        .apply(
+            &[ListEntry {
+                digest: md5,
+                provenance: Provenance {
+                    list: "clearinghouse".into(),
+                    id: Some("7".into()),
+                    category: Some("A1".into()),
+                },
+            }],
+            Op::Add,
+        )
+        .unwrap();
+    let fp = json!({"decision": "false_positive", "reason": "a holiday photo"});
+    for (i, id) in ["case-1", "case-2"].into_iter().enumerate() {
+        w.case(id, &content).await;
+        let (status, v) = w
+            .json(
+                "POST",
+                &format!("/api/cases/{id}/decision"),
+                "reviewer-a",
+                Some(fp.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["case"]["status"], "released");
+        assert_eq!(v["case"]["followups"], json!([]));
+        let last = w.cases.audit().last().unwrap().clone();
+        if i == 0 {
+            assert_eq!(
+                last.action,
+                AuditAction::FalsePositiveRecorded,
+                "{}",
+                last.detail
+            );
+            assert_eq!(
+                w.lists.lookup(&[md5]).await.unwrap().len(),
+                1,
+                "still matching"
+            );
+        } else {
+            // The second false positive reaches the limit (2): the entry stops matching.
+            assert_eq!(last.action, AuditAction::EntrySuppressed, "{}", last.detail);
+            assert!(last.detail.contains("clearinghouse"), "{}", last.detail);
+            assert!(
+                w.lists.lookup(&[md5]).await.unwrap().is_empty(),
+                "suppressed"
+            );
+        }
+    }
+    assert!(
+        w.reports.ready().is_empty(),
+        "false positives are never reported"
+    );
 }
