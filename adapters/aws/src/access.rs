@@ -33,6 +33,11 @@ pub enum Resource {
     SigningKey,
     ReviewQueue,
     EventBus,
+    /// Objects of the reports bucket (report packages, send states, NCMEC's answers).
+    ReportObjects,
+    ReportBucket,
+    /// The Secrets Manager secret holding the CyberTipline credentials.
+    CybertipSecret,
     /// The queue of upload events the scanner consumes.
     ScanQueue,
     /// The function's own log group.
@@ -49,6 +54,7 @@ impl Resource {
                 | Resource::QuarantineObjects
                 | Resource::FilterObjects
                 | Resource::CheckpointObjects
+                | Resource::ReportObjects
         )
     }
 }
@@ -361,4 +367,46 @@ pub const BUCKET_NOTIFICATIONS: &[Need] = &[need(
     ],
     &["s3:GetBucketNotification", "s3:PutBucketNotification"],
     Resource::ScannedBuckets,
+)];
+
+/// [`crate::reports::S3Reports`] as the followups use it (`ReportOutbox`): write a case's
+/// report package once (its files, `package.json` last and only if absent; a package
+/// already there is read back and kept) and announce it ("Report Ready").
+pub const REPORT_OUTBOX: &[Need] = &[
+    need(&["PutObject"], &["s3:PutObject"], Resource::ReportObjects),
+    need(&["GetObject"], &["s3:GetObject"], Resource::ReportObjects),
+    // Without ListBucket a GET of a missing file answers 403, not 404.
+    need(&["GetObject"], &["s3:ListBucket"], Resource::ReportBucket),
+    need(&["PutEvents"], &["events:PutEvents"], Resource::EventBus),
+];
+
+/// [`crate::reports::S3Reports`] as the report sender uses it (the operator CLI's `reports`
+/// commands): list and read packages, persist send states and NCMEC's answers, read the
+/// evidence to upload.
+pub const REPORT_SENDER: &[Need] = &[
+    need(&["GetObject"], &["s3:GetObject"], Resource::ReportObjects),
+    need(&["PutObject"], &["s3:PutObject"], Resource::ReportObjects),
+    need(
+        &["GetObject", "ListObjectsV2"],
+        &["s3:ListBucket"],
+        Resource::ReportBucket,
+    ),
+    need(
+        &["GetObject"],
+        &["s3:GetObject"],
+        Resource::QuarantineObjects,
+    ),
+    need(
+        &["GetObject"],
+        &["s3:ListBucket"],
+        Resource::QuarantineBucket,
+    ),
+    need(&["GetObject"], &["kms:Decrypt"], Resource::QuarantineKey),
+];
+
+/// [`crate::secrets::fetch_secret`]: the CyberTipline credentials.
+pub const CYBERTIP_SECRET: &[Need] = &[need(
+    &["GetSecretValue"],
+    &["secretsmanager:GetSecretValue"],
+    Resource::CybertipSecret,
 )];

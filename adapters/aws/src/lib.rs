@@ -9,7 +9,9 @@ pub mod filter_source;
 pub mod metrics;
 pub mod notifications;
 pub mod notify;
+pub mod reports;
 pub mod s3;
+pub mod secrets;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};

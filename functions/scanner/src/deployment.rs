@@ -143,7 +143,10 @@ pub fn binding(resource: Resource) -> Binding {
         | Resource::AuditCaseIndex
         | Resource::CheckpointObjects
         | Resource::CheckpointBucket
-        | Resource::SigningKey => {
+        | Resource::SigningKey
+        | Resource::ReportObjects
+        | Resource::ReportBucket
+        | Resource::CybertipSecret => {
             unreachable!(
                 "the scanner's needs name no review resource, yet {resource:?} was asked for"
             )
