@@ -199,6 +199,27 @@ pub const HASHES_WRITE: &[Need] = &[
     need(&["Scan"], &["dynamodb:Scan"], Resource::HashTable),
 ];
 
+/// [`crate::dynamo::DynamoHashes`] as list feedback uses it (`ListFeedback`, the review
+/// function after a false positive; `enable`, the operator CLI): the digest's item read,
+/// then its `feedback` attribute written conditionally.
+pub const HASHES_FEEDBACK: &[Need] = &[
+    need(
+        &["BatchGetItem"],
+        &["dynamodb:BatchGetItem"],
+        Resource::HashTable,
+    ),
+    need(
+        &["UpdateItem"],
+        &["dynamodb:UpdateItem"],
+        Resource::HashTable,
+    ),
+];
+
+/// [`crate::dynamo::DynamoHashes::feedback`]: every entry's feedback, for `lists stats` and
+/// `lists feedback` (the operator CLI).
+pub const HASHES_FEEDBACK_LIST: &[Need] =
+    &[need(&["Scan"], &["dynamodb:Scan"], Resource::HashTable)];
+
 /// [`crate::dynamo::DynamoCases`] as the scanner uses it (`CaseStore`): a case and its
 /// audit entry in one transaction.
 pub const CASES: &[Need] = &[
@@ -323,6 +344,25 @@ pub const EVIDENCE: &[Need] = &[
     ),
 ];
 
+/// [`crate::hold::LegalHolds`]: place and lift the legal hold on a case's quarantined copy
+/// (every stored version of its key). The operator CLI only (`hashgate cases hold` /
+/// `release`), as a principal the quarantine bucket's policy lets in (ReviewerRole). The
+/// report package's hold takes the same two actions on the reports bucket:
+/// `s3:PutObjectLegalHold` on its objects under `reports/*`, `s3:ListBucketVersions` on the
+/// bucket.
+pub const LEGAL_HOLDS: &[Need] = &[
+    need(
+        &["PutObjectLegalHold"],
+        &["s3:PutObjectLegalHold"],
+        Resource::QuarantineObjects,
+    ),
+    need(
+        &["ListObjectVersions"],
+        &["s3:ListBucketVersions"],
+        Resource::QuarantineBucket,
+    ),
+];
+
 /// [`crate::checkpoint::S3Checkpoints`]: sign checkpoints of the audit chain's head, write
 /// them (never over an existing one), list, read and verify them.
 pub const CHECKPOINTS: &[Need] = &[
@@ -410,3 +450,24 @@ pub const CYBERTIP_SECRET: &[Need] = &[need(
     &["secretsmanager:GetSecretValue"],
     Resource::CybertipSecret,
 )];
+
+/// `DynamoHashes` as the provider's own list (`own_list.rs`, the review function after a
+/// confirmation): one small import — the meta item read, the entries staged, the
+/// generation begun and committed. No Scan: the filter is not rebuilt here.
+pub const OWN_LIST: &[Need] = &[
+    need(
+        &["BatchGetItem"],
+        &["dynamodb:BatchGetItem"],
+        Resource::HashTable,
+    ),
+    need(
+        &["BatchWriteItem"],
+        &["dynamodb:BatchWriteItem"],
+        Resource::HashTable,
+    ),
+    need(
+        &["UpdateItem"],
+        &["dynamodb:UpdateItem"],
+        Resource::HashTable,
+    ),
+];

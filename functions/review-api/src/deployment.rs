@@ -85,7 +85,8 @@ pub const NEEDS: &[&[Need]] = &[
     access::EVIDENCE,
     access::CHECKPOINTS,
     access::REPORT_OUTBOX,
-    access::HASHES_WRITE,
+    access::OWN_LIST,
+    access::HASHES_FEEDBACK,
     LAMBDA,
 ];
 
@@ -142,9 +143,11 @@ pub fn binding(resource: Resource) -> Binding {
         Resource::ScannedObjects | Resource::ScannedBuckets => Binding::ScannedBuckets,
         Resource::LogGroup => Binding::LogGroup,
         Resource::HashTable => Binding::Variable("HASHGATE_HASH_TABLE"),
-        Resource::ReportObjects | Resource::ReportBucket => {
-            Binding::Variable("HASHGATE_REPORTS_BUCKET")
-        }
+        Resource::ReportObjects => Binding::ObjectsUnder {
+            bucket: "HASHGATE_REPORTS_BUCKET",
+            prefix: hashgate_aws::reports::PREFIX,
+        },
+        Resource::ReportBucket => Binding::Variable("HASHGATE_REPORTS_BUCKET"),
         Resource::EventBus => Binding::EventBus("HASHGATE_EVENT_BUS"),
         // Other functions' resources: no need of the review function's names one.
         Resource::FilterObjects
