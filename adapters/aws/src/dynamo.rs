@@ -3,7 +3,10 @@
 //! reveal tallies ([`ReviewStore`]), both on [`DynamoCases`].
 //!
 //! Hash table item: `digest` (S, `md5:<hex>`), `entries` (L of M: `list`, optional `id`,
-//! `category`, and the generations that added (`added`, N) and withdrew (`removed`, N) it).
+//! `category`, and the generations that added (`added`, N) and withdrew (`removed`, N) it),
+//! and, once a false positive was recorded against one of its entries, `feedback` (S: the
+//! JSON of the core's [`EntryFeedback`]s of that digest), so a lookup reads it in the same
+//! request and leaves suppressed entries out ([`hashgate_core::feedback::matching`]).
 //! One item, `digest = "meta:version"`, counts imports (`version`, N), records the
 //! algorithms with entries (`algorithms`, SS), so filters can say which store version they
 //! cover, and the generation state (`generation`, `pending`, `abandoned`).
@@ -29,12 +32,16 @@ use aws_sdk_dynamodb::Client;
 use hashgate_core::audit::{instant_text, link, AuditAction, AuditEntry, ChainedEntry};
 use hashgate_core::case::CaseRecord;
 use hashgate_core::digest::{Algorithm, AlgorithmSet, Digest};
+use hashgate_core::feedback::{
+    enable_on, matching, record_on, EntryFeedback, EntryKey, FeedbackError, ListFeedback, Recorded,
+};
 use hashgate_core::generations::{stage_entry, visible, Generations, VersionedEntry};
 use hashgate_core::lists::ListEntry;
 use hashgate_core::pipeline::{CaseStore, StorageError};
 use hashgate_core::review::{
     created_key, CasePage, CaseQuery, RevealGrant, RevealRecord, ReviewStore, Updated,
 };
+use hashgate_core::scan::Match;
 use hashgate_core::store::{
     HashStore, ImportStats, Op, StoreError, StoreState, StoredDigest, StoredEntry,
 };
@@ -329,11 +336,20 @@ impl DynamoHashes {
             by_digest.entry(digest_key(&e.digest)).or_default().push(e);
         }
         let keys: Vec<String> = by_digest.keys().cloned().collect();
-        let existing: HashMap<String, Vec<VersionedEntry>> = self
-            .batch_get(keys)
-            .await?
+        let items = self.batch_get(keys).await?;
+        let existing: HashMap<String, Vec<VersionedEntry>> = items
             .iter()
             .filter_map(|item| Some((item.get("digest")?.as_s().ok()?.clone(), entries_of(item))))
+            .collect();
+        // The digest's false-positive feedback is written back with its entries.
+        let feedback: HashMap<String, AttributeValue> = items
+            .iter()
+            .filter_map(|item| {
+                Some((
+                    item.get("digest")?.as_s().ok()?.clone(),
+                    item.get(FEEDBACK)?.clone(),
+                ))
+            })
             .collect();
         let mut stats = ImportStats::default();
         let mut writes = Vec::new();
@@ -366,14 +382,20 @@ impl DynamoHashes {
                     )
                     .build()
             } else {
+                let mut item = HashMap::from([
+                    ("digest".to_string(), AttributeValue::S(key.clone())),
+                    (
+                        "entries".to_string(),
+                        AttributeValue::L(current.iter().map(entry_value).collect()),
+                    ),
+                ]);
+                if let Some(f) = feedback.get(&key) {
+                    item.insert(FEEDBACK.to_string(), f.clone());
+                }
                 WriteRequest::builder()
                     .put_request(
                         PutRequest::builder()
-                            .item("digest", AttributeValue::S(key))
-                            .item(
-                                "entries",
-                                AttributeValue::L(current.iter().map(entry_value).collect()),
-                            )
+                            .set_item(Some(item))
                             .build()
                             .map_err(|e| backend(&self.location(), e))?,
                     )
@@ -492,10 +514,18 @@ impl HashStore for DynamoHashes {
         Ok(items
             .iter()
             .filter_map(|item| {
-                let digest = parse_digest_key(item.get("digest")?.as_s().ok()?)?;
+                let key = item.get("digest")?.as_s().ok()?;
+                let digest = parse_digest_key(key)?;
+                let provenance = visible(&entries_of(item), &generations);
+                // A feedback attribute that cannot be read suppresses nothing: the entries
+                // match (a missed match is worse than a false positive), and it is logged.
+                let feedback = feedback_of(item).unwrap_or_else(|reason| {
+                    tracing::error!(digest = %key, %reason, "unreadable list feedback ignored");
+                    Vec::new()
+                });
                 Some(StoredDigest {
                     digest,
-                    provenance: visible(&entries_of(item), &generations),
+                    provenance: matching(&digest, provenance, &feedback),
                 })
             })
             .filter(|s| !s.provenance.is_empty())
@@ -504,6 +534,223 @@ impl HashStore for DynamoHashes {
 
     async fn state(&self) -> Result<StoreState, StoreError> {
         Ok(self.meta().await?.0)
+    }
+}
+
+/// The attribute of a digest's item that holds its entries' false-positive feedback.
+const FEEDBACK: &str = "feedback";
+/// Conditional feedback writes retried this often when another write got in between.
+const FEEDBACK_ATTEMPTS: u32 = 20;
+/// Items a feedback listing evaluates per Scan request.
+const FEEDBACK_PAGE: i32 = 1_000;
+
+/// The feedback on a digest's item (none: empty).
+fn feedback_of(item: &HashMap<String, AttributeValue>) -> Result<Vec<EntryFeedback>, String> {
+    match item.get(FEEDBACK) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::S(json)) => {
+            serde_json::from_str(json).map_err(|e| format!("unreadable feedback: {e}"))
+        }
+        Some(other) => Err(format!("feedback is not a string: {other:?}")),
+    }
+}
+
+/// Whether the digest's item has the entry `(list, id)` (not withdrawn).
+fn has_entry(item: &HashMap<String, AttributeValue>, list: &str, id: &Option<String>) -> bool {
+    entries_of(item)
+        .iter()
+        .any(|e| e.removed.is_none() && e.entry.list == list && &e.entry.id == id)
+}
+
+impl DynamoHashes {
+    /// The digest's item, read consistently (absent: not on any list).
+    async fn digest_item(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        Ok(self.batch_get(vec![digest_key(digest)]).await?.pop())
+    }
+
+    /// Write `next` as the digest's feedback, only if it is still `before` (the JSON read)
+    /// and the item still exists. `Ok(false)`: another write got in between; read again.
+    async fn put_feedback(
+        &self,
+        digest: &Digest,
+        before: Option<&str>,
+        next: &[EntryFeedback],
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(next).map_err(|e| backend(&self.location(), e))?;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("digest", AttributeValue::S(digest_key(digest)))
+            .update_expression("SET #f = :next")
+            .expression_attribute_names("#f", FEEDBACK)
+            .expression_attribute_values(":next", AttributeValue::S(json));
+        let update = match before {
+            None => {
+                update.condition_expression("attribute_exists(digest) AND attribute_not_exists(#f)")
+            }
+            Some(old) => update
+                .condition_expression("attribute_exists(digest) AND #f = :before")
+                .expression_attribute_values(":before", AttributeValue::S(old.to_string())),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend(&self.location(), sdk_message(&e))),
+        }
+    }
+
+    /// Change one digest's feedback by `change` (given the item and its feedback; `None`
+    /// leaves it as it is), read-modify-write under a condition, retried when another write
+    /// got in between: concurrent recordings never lose a count.
+    async fn change_feedback<T, E: From<StoreError>>(
+        &self,
+        digest: &Digest,
+        mut change: impl FnMut(
+            Option<&HashMap<String, AttributeValue>>,
+            &mut Vec<EntryFeedback>,
+        ) -> Result<(T, bool), E>,
+    ) -> Result<T, E> {
+        for attempt in 0..FEEDBACK_ATTEMPTS {
+            let item = self.digest_item(digest).await?;
+            let before = item
+                .as_ref()
+                .and_then(|i| i.get(FEEDBACK))
+                .and_then(|v| v.as_s().ok())
+                .cloned();
+            let mut feedback = match &item {
+                Some(i) => feedback_of(i).map_err(|reason| StoreError::Corrupt {
+                    location: self.location(),
+                    key: digest_key(digest),
+                    reason,
+                })?,
+                None => Vec::new(),
+            };
+            let (out, changed) = change(item.as_ref(), &mut feedback)?;
+            if !changed
+                || self
+                    .put_feedback(digest, before.as_deref(), &feedback)
+                    .await?
+            {
+                return Ok(out);
+            }
+            tokio::time::sleep(contention_backoff(attempt)).await;
+        }
+        Err(backend(
+            &self.location(),
+            format!(
+                "feedback on {} kept changing under {FEEDBACK_ATTEMPTS} attempts to write it",
+                digest_key(digest)
+            ),
+        )
+        .into())
+    }
+
+    /// An admin re-enables the suppressed entry `key` ([`EntryFeedback::enable`]): it
+    /// matches again. Returns its feedback as it is now.
+    pub async fn enable(
+        &self,
+        key: &EntryKey,
+        by: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<EntryFeedback, FeedbackError> {
+        self.change_feedback(&key.digest, |item, feedback| {
+            if !item.is_some_and(|i| has_entry(i, &key.list, &key.id)) {
+                return Err(FeedbackError::NotInStore(key.clone()));
+            }
+            Ok((enable_on(feedback, key, by, reason, at)?, true))
+        })
+        .await
+    }
+
+    /// Every entry with false positives on record, ordered by entry (a Scan of the items
+    /// with a `feedback` attribute, a bounded page per request).
+    pub async fn feedback(&self) -> Result<Vec<EntryFeedback>, StoreError> {
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_exists(#f)")
+                .projection_expression("digest, #f")
+                .expression_attribute_names("#f", FEEDBACK)
+                .limit(FEEDBACK_PAGE)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
+            for item in out.items() {
+                let key = item
+                    .get("digest")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                all.extend(feedback_of(item).map_err(|reason| StoreError::Corrupt {
+                    location: self.location(),
+                    key,
+                    reason,
+                })?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(all)
+    }
+}
+
+impl ListFeedback for DynamoHashes {
+    /// Per digest the case matched: the item read, the core's [`record_on`] applied to each
+    /// of its entries the case matched that the item still has (a withdrawn entry has
+    /// nothing to suppress), and the feedback written back under a condition.
+    async fn record_false_positive(
+        &self,
+        case_id: &str,
+        matches: &[Match],
+        at: Timestamp,
+        suppress_after: u32,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let mut by_digest: Vec<(Digest, Vec<&Match>)> = Vec::new();
+        for m in matches {
+            match by_digest.iter_mut().find(|(d, _)| *d == m.digest) {
+                Some((_, ms)) => ms.push(m),
+                None => by_digest.push((m.digest, vec![m])),
+            }
+        }
+        let mut recorded = Vec::new();
+        for (digest, ms) in by_digest {
+            let done = self
+                .change_feedback::<_, StoreError>(&digest, |item, feedback| {
+                    let Some(item) = item else {
+                        return Ok((Vec::new(), false));
+                    };
+                    let before = feedback.clone();
+                    let done: Vec<Recorded> = ms
+                        .iter()
+                        .filter(|m| has_entry(item, &m.list, &m.id))
+                        .map(|m| record_on(feedback, m, case_id, at, suppress_after))
+                        .collect();
+                    let changed = *feedback != before;
+                    Ok((done, changed))
+                })
+                .await?;
+            recorded.extend(done);
+        }
+        Ok(recorded)
     }
 }
 

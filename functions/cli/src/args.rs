@@ -96,8 +96,26 @@ pub enum ListsCommand {
     /// with an error naming file, line (or JSON path) and reason, and the others still apply.
     /// Re-importing a list is idempotent. Exit status 0 when every file applied, 2 otherwise.
     Import(ImportArgs),
-    /// Entries per algorithm and list, and the filter snapshot's version and size.
+    /// Entries per algorithm and list, and the filter snapshot's version and size; without
+    /// --db, the stack's store (HASHGATE_HASH_TABLE): its version, algorithms, and every
+    /// list entry with false positives on record, the suppressed ones marked.
     Stats(StatsArgs),
+    /// Re-enable a list entry that was suppressed after repeated false positives: it
+    /// matches again, and is suppressed again only after as many more. Audited
+    /// (`entry_enabled`, under the entry's last false-positive case) in the stack's audit
+    /// chain.
+    ///
+    /// Reads HASHGATE_HASH_TABLE and HASHGATE_AUDIT_TABLE (for the local stack: set -a; .
+    /// .local/stack.env). Exit status 0 when re-enabled, 2 on an error (an unknown digest,
+    /// list or id, or an entry that is not suppressed, is named).
+    Enable(EnableArgs),
+    /// Write the false positives on record against one list's entries as CSV (list, id,
+    /// algorithm, digest, category, false_positives, last_case, last_at, suppressed,
+    /// suppressed_at, enabled_by, enabled_at, cases), for the list's source.
+    ///
+    /// Reads HASHGATE_HASH_TABLE. A file is replaced only once written whole. Exit status 0
+    /// on success, 2 on an error (a list with no false positives on record is one).
+    Feedback(FeedbackArgs),
     /// Write the digests of the stack's confirmed cases as a hash list other providers can
     /// import (`hashgate lists import`), in a format hashgate reads.
     ///
@@ -184,11 +202,44 @@ impl ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    #[command(flatten)]
-    pub db: DbArg,
+    /// Hash database directory. Without it, the stack named by HASHGATE_HASH_TABLE.
+    #[arg(long, env = "HASHGATE_DB", value_name = "DIR")]
+    pub db: Option<PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EnableArgs {
+    /// The list the entry is on.
+    #[arg(long, value_name = "NAME")]
+    pub list: String,
+    /// The entry's digest, as ALG:HEX (md5:…, sha1:…, sha256:…).
+    #[arg(long, value_name = "ALG:HEX")]
+    pub digest: String,
+    /// The entry's id on the list, when it has one.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Who re-enables it (the audit entry's actor).
+    #[arg(long, value_name = "WHO")]
+    pub by: String,
+    /// Why (kept in the audit entry).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FeedbackArgs {
+    /// The list whose entries' feedback to write.
+    #[arg(long, value_name = "NAME")]
+    pub list: String,
+    /// Output file, or `-` for standard output (the default).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

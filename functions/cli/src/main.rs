@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod buckets;
 mod export;
+mod feedback;
 mod import;
 mod output;
 mod remote;
@@ -39,6 +40,8 @@ fn main() -> ExitCode {
         Command::Lists(ListsCommand::Import(a)) => lists_import(a),
         Command::Lists(ListsCommand::Stats(a)) => stats::run(a),
         Command::Lists(ListsCommand::Export(a)) => export::run(&a),
+        Command::Lists(ListsCommand::Enable(a)) => feedback::enable(&a),
+        Command::Lists(ListsCommand::Feedback(a)) => feedback::export(&a),
         Command::Filter(FilterCommand::Rebuild(a)) => stats::rebuild(a),
         Command::Filter(FilterCommand::Inspect(a)) => stats::inspect(a),
         Command::Scan(a) => scan::run(a),

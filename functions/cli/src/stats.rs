@@ -1,4 +1,5 @@
-//! `hashgate lists stats`, `hashgate filter rebuild`, `hashgate filter inspect`.
+//! `hashgate lists stats` (of a local database; a stack's in `feedback`), `hashgate filter
+//! rebuild`, `hashgate filter inspect`.
 
 use std::process::ExitCode;
 
@@ -21,7 +22,10 @@ struct Stats {
 }
 
 pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
-    let db = LocalDb::open(&args.db.db)?;
+    let Some(dir) = &args.db else {
+        return crate::feedback::stack_stats(args.json);
+    };
+    let db = LocalDb::open(dir)?;
     let stats = db.store().stats()?;
     let (filter, filter_error) = match db.load_filter() {
         Ok(f) => (f.map(|f| *f.info()), None),
