@@ -37,6 +37,9 @@ pub enum Command {
     /// Check the stack's audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// CyberTipline report packages: list, show, validate, send.
+    #[command(subcommand)]
+    Reports(crate::reports::ReportsCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -13,6 +13,7 @@ mod feedback;
 mod import;
 mod output;
 mod remote;
+mod reports;
 mod scan;
 mod stats;
 
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Buckets(BucketsCommand::Attach(a)) => buckets::attach(&a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(&a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(&a),
+        Command::Reports(c) => reports::run(&c),
     };
     match result {
         Ok(code) => code,
