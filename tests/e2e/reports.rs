@@ -408,6 +408,11 @@ async fn a_package_is_kept_once_listed_validated_and_sent_once() {
     assert!(text(&out).contains("no report package"), "{}", text(&out));
     reports.write_package(&files).await.unwrap();
     assert_eq!(reports.read_package(&other_id).await.unwrap(), Some(files));
+    // Its evidence was never quarantined: no report is opened for it.
+    let out = hashgate(&["reports", "send", &other_id], &with_secret);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nothing was sent"), "{}", text(&out));
+    assert_eq!(reports.read_state(&other_id).await.unwrap(), None);
     assert_eq!(server.lock().unwrap().submissions, 1);
 }
 

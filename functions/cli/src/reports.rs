@@ -17,6 +17,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context};
 use hashgate_aws::reports::{send_status, PackageSummary, S3Reports, MAX_PAGE};
 use hashgate_aws::secrets::{self, CredentialError};
+use hashgate_core::case::QuarantineLocation;
 use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
 use hashgate_core::followup::PackageFiles;
 use hashgate_core::report::SCHEMA;
@@ -427,6 +428,25 @@ fn md5_hex(bytes: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// The evidence at `location`, refused unless its MD5 is `expected_md5`.
+async fn evidence_checked(
+    reports: &S3Reports,
+    location: &QuarantineLocation,
+    expected_md5: &str,
+) -> Result<Vec<u8>, String> {
+    let bytes = reports
+        .read_evidence(location, MAX_EVIDENCE_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
+    let md5 = md5_hex(&bytes);
+    if md5 != expected_md5 {
+        return Err(format!(
+            "its MD5 is {md5}, not the {expected_md5} the package names: not uploaded"
+        ));
+    }
+    Ok(bytes)
+}
+
 pub fn send(args: &ReportCaseArgs) -> anyhow::Result<ExitCode> {
     let endpoint = std::env::var(ENDPOINT_VAR)
         .ok()
@@ -461,6 +481,24 @@ pub fn send(args: &ReportCaseArgs) -> anyhow::Result<ExitCode> {
             api.endpoint(),
             send_status(Some(&state))
         );
+        // Before a report is opened, the evidence is read and checked: a report that could
+        // not be completed is never opened. The bytes read are the ones uploaded.
+        let prefetched = match state.report_id {
+            None => Some(
+                evidence_checked(&reports, &package.evidence, &expected_md5)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "the evidence of case {} at s3://{}/{}: {e}; nothing was sent",
+                            args.case_id,
+                            package.evidence.bucket,
+                            package.evidence.key
+                        )
+                    })?,
+            ),
+            Some(_) => None,
+        };
+        let prefetched = std::cell::RefCell::new(prefetched);
         let next = Cell::new(reports.next_response_number(&args.case_id).await?);
         let reports = &reports;
         let case_id = args.case_id.as_str();
@@ -470,19 +508,12 @@ pub fn send(args: &ReportCaseArgs) -> anyhow::Result<ExitCode> {
             &api,
             |location| {
                 let expected_md5 = expected_md5.clone();
+                let ready = prefetched.borrow_mut().take();
                 async move {
-                    let bytes = reports
-                        .read_evidence(&location, MAX_EVIDENCE_BYTES)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let md5 = md5_hex(&bytes);
-                    if md5 != expected_md5 {
-                        return Err(format!(
-                            "its MD5 is {md5}, not the {expected_md5} the package names: not \
-                             uploaded"
-                        ));
+                    match ready {
+                        Some(bytes) => Ok(bytes),
+                        None => evidence_checked(reports, &location, &expected_md5).await,
                     }
-                    Ok(bytes)
                 }
             },
             |state: SendState| async move {
