@@ -2,7 +2,7 @@
 """A local AWS stack for hashgate on the moto emulator, built from infra/template.yaml.
 
     localstack.py up [--port 4566] [--review-port 8790] [--stack hashgate] [--state-dir .local]
-                     [--param K=V]...
+                     [--param K=V]...   (ReporterEmail defaults to reports@hashgate.test here)
     localstack.py down [--state-dir .local]
     localstack.py status [--stack hashgate] [--state-dir .local]
 
@@ -59,6 +59,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO / "infra" / "template.yaml"
 DEFAULT_STATE_DIR = REPO / ".local"
 
+# Template parameters the local stack sets unless told otherwise.
+LOCAL_PARAMS = {"ReporterEmail": "reports@hashgate.test", "ReportServiceName": "hashgate local"}
+
 # moto's default account; the region every local client uses.
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -77,6 +80,7 @@ OUTPUT_ENV = {
     "ScanDeadLetterQueueUrl": "HASHGATE_SCAN_DLQ_URL",
     "ReviewQueueUrl": "HASHGATE_REVIEW_QUEUE_URL",
     "AuditCheckpointBucketName": "HASHGATE_AUDIT_CHECKPOINT_BUCKET",
+    "ReportsBucketName": "HASHGATE_REPORTS_BUCKET",
     "AuditSigningKeyArn": "HASHGATE_AUDIT_SIGNING_KEY",
     "ReviewUserPoolId": "HASHGATE_USER_POOL_ID",
     "ReviewUserPoolClientId": "HASHGATE_USER_POOL_CLIENT_ID",
@@ -1591,7 +1595,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", parents=[common, stack], help="is moto up, which resources exist")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `status | head` ends quietly
-    args.params = dict(getattr(args, "param_list", []))
+    # The local stack files reports as a placeholder reporter, so a confirmation writes its
+    # package locally as it would deployed (a deployment names its own: ReporterEmail).
+    args.params = {**LOCAL_PARAMS, **dict(getattr(args, "param_list", []))}
     if args.command == "up" and not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port}: not a port number")
     if args.command == "up" and args.review_port is not None and not 0 <= args.review_port <= 65535:

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{bin, case_ids, eventually, get, md5_hex, tags, Stack};
+use hashgate_e2e::{bin, case_ids, eventually, get, md5_hex, put, tags, Stack};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -347,6 +347,28 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["case"]["status"], "confirmed");
+    // What the confirmation leaves is done before the answer: the report package is in the
+    // reports bucket, saying the file was viewed (reviewer-a revealed it above).
+    assert_eq!(v["case"]["followups"], json!([]), "{v}");
+    let reports = stack.var("HASHGATE_REPORTS_BUCKET").to_string();
+    let package: serde_json::Value = serde_json::from_slice(
+        &get(&s3, &reports, &format!("reports/{id_a}/package.json"))
+            .await
+            .expect("the package"),
+    )
+    .unwrap();
+    assert_eq!(package["manifest"]["file_viewed_by_esp"], true, "{package}");
+    assert_eq!(package["manifest"]["classification"], "A1");
+    let report_xml = String::from_utf8(
+        get(&s3, &reports, &format!("reports/{id_a}/report.xml"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report_xml.contains("<email>reports@hashgate.test</email>"),
+        "{report_xml}"
+    );
     let (status, _) = client.json("POST", &decide, &rb, Some(confirm)).await;
     assert_eq!(status, 409, "closed");
 
@@ -383,7 +405,15 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
         .iter()
         .map(|e| e["action"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(audit_b, ["quarantined", "decided", "restored"]);
+    assert_eq!(
+        audit_b,
+        [
+            "quarantined",
+            "decided",
+            "restored",
+            "false_positive_recorded"
+        ]
+    );
 
     // The restored copy is scanned like any upload and left alone: its case is released.
     // Wait for the scanner's verdict on it (the result tag), then look.
@@ -407,6 +437,46 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
     );
     assert_eq!(get(&s3, &bucket, &restored_key).await.unwrap(), b);
 
+    // a's digests joined the own list: withdrawn from the list it first matched, a
+    // re-upload of a is still matched, by the own list, without waiting for anyone.
+    let dir = tempfile::tempdir().unwrap();
+    let withdrawal = dir.path().join("withdraw.csv");
+    std::fs::write(&withdrawal, format!("md5\n{}\n", md5_hex(&a))).unwrap();
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["lists", "import", "--remove", "--list", "e2e-review"])
+        .arg(&withdrawal)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = put(&s3, &bucket, "photos/a-again.png", &a).await;
+    let again_id = again.case_id();
+    eventually("the re-upload's case", WAIT, || {
+        let (dynamo, cases, id) = (dynamo.clone(), cases.clone(), again_id.clone());
+        async move { case_ids(&dynamo, &cases).await.contains(&id).then_some(()) }
+    })
+    .await;
+    let (_, v) = client
+        .json("GET", &format!("/api/cases/{again_id}"), &admin, None)
+        .await;
+    let lists: Vec<(&str, &str)> = v["case"]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["list"].as_str().unwrap(), m["id"].as_str().unwrap()))
+        .collect();
+    assert!(!lists.is_empty(), "{v}");
+    assert!(
+        lists
+            .iter()
+            .all(|(l, id)| *l == "own-confirmed" && *id == id_a),
+        "matched by the own list only: {lists:?}"
+    );
+
     // Every action on a left exactly one entry.
     let (_, v) = client
         .json("GET", &format!("/api/cases/{id_a}"), &admin, None)
@@ -426,6 +496,8 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
             "revealed",
             "decided",
             "decided",
+            "packaged",
+            "shared",
             "viewed"
         ]
     );
