@@ -39,8 +39,8 @@ pub struct Config {
     pub hash_table: String,
     /// Where report packages are written (Object Lock).
     pub reports_bucket: String,
-    /// The EventBridge bus "Report Ready" is published on.
-    pub event_bus: String,
+    /// The EventBridge bus "Report Ready" is published on (`none`: not published).
+    pub event_bus: Option<String>,
     /// Who files the reports, and what they give (`HASHGATE_REPORT_CONFIG`, JSON); none: a
     /// confirmed case's package waits on the case until it is configured.
     pub report: Option<ReportConfig>,
@@ -136,9 +136,11 @@ impl Config {
         Ok(Config {
             hash_table: required("HASHGATE_HASH_TABLE")?,
             reports_bucket: required("HASHGATE_REPORTS_BUCKET")?,
-            event_bus: get("HASHGATE_EVENT_BUS")
-                .map(|b| b.trim().to_string())
-                .unwrap_or_else(|| DEFAULT_EVENT_BUS.into()),
+            event_bus: match get("HASHGATE_EVENT_BUS").map(|b| b.trim().to_string()) {
+                None => Some(DEFAULT_EVENT_BUS.into()),
+                Some(b) if b == "none" => None,
+                Some(b) => Some(b),
+            },
             report,
             own_list,
             suppress_after: number(
@@ -243,7 +245,7 @@ mod tests {
         );
         assert_eq!(c.own_list, "own-confirmed");
         assert_eq!(c.suppress_after, DEFAULT_SUPPRESS_AFTER);
-        assert_eq!(c.event_bus, "default");
+        assert_eq!(c.event_bus.as_deref(), Some("default"));
     }
 
     #[test]
@@ -262,7 +264,9 @@ mod tests {
         assert!(report.include_source_ip);
         assert_eq!(c.own_list, "acme-confirmed");
         assert_eq!(c.suppress_after, 0);
-        assert_eq!(c.event_bus, "hashgate");
+        assert_eq!(c.event_bus.as_deref(), Some("hashgate"));
+        v.insert("HASHGATE_EVENT_BUS", "none");
+        assert_eq!(parse(&v).unwrap().event_bus, None);
         for (bad, names) in [
             ("{", "HASHGATE_REPORT_CONFIG"),
             (r#"{"reporter":{}}"#, "email"),

@@ -30,7 +30,7 @@ pub async fn connect(config: &Config) -> Arc<DeployedState> {
             s3.clone(),
             aws_sdk_eventbridge::Client::new(&sdk),
             &config.reports_bucket,
-            Some(config.event_bus.clone()),
+            config.event_bus.clone(),
         ),
         own_list: hashes.clone(),
         feedback: hashes,
