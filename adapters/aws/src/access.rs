@@ -345,12 +345,16 @@ pub const EVIDENCE: &[Need] = &[
 ];
 
 /// [`crate::hold::LegalHolds`]: place and lift the legal hold on a case's quarantined copy
-/// (every stored version of its key). The operator CLI only (`hashgate cases hold` /
-/// `release`), as a principal the quarantine bucket's policy lets in (ReviewerRole). The
-/// report package's hold takes the same two actions on the reports bucket:
-/// `s3:PutObjectLegalHold` on its objects under `reports/*`, `s3:ListBucketVersions` on the
-/// bucket.
+/// (every stored version of its key) and on its report package (every object version under
+/// `reports/<case_id>/`), each read first and set only where it differs. The operator CLI
+/// only (`hashgate cases hold` / `release`), as a principal the quarantine bucket's policy
+/// lets in (ReviewerRole).
 pub const LEGAL_HOLDS: &[Need] = &[
+    need(
+        &["GetObjectLegalHold"],
+        &["s3:GetObjectLegalHold"],
+        Resource::QuarantineObjects,
+    ),
     need(
         &["PutObjectLegalHold"],
         &["s3:PutObjectLegalHold"],
@@ -360,6 +364,21 @@ pub const LEGAL_HOLDS: &[Need] = &[
         &["ListObjectVersions"],
         &["s3:ListBucketVersions"],
         Resource::QuarantineBucket,
+    ),
+    need(
+        &["GetObjectLegalHold"],
+        &["s3:GetObjectLegalHold"],
+        Resource::ReportObjects,
+    ),
+    need(
+        &["PutObjectLegalHold"],
+        &["s3:PutObjectLegalHold"],
+        Resource::ReportObjects,
+    ),
+    need(
+        &["ListObjectVersions"],
+        &["s3:ListBucketVersions"],
+        Resource::ReportBucket,
     ),
 ];
 

@@ -6,6 +6,7 @@ pub mod access;
 pub mod checkpoint;
 pub mod dynamo;
 pub mod filter_source;
+pub mod hold;
 pub mod metrics;
 pub mod notifications;
 pub mod notify;

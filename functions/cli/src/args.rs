@@ -37,9 +37,50 @@ pub enum Command {
     /// Check the stack's audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Place or lift a legal hold on a case.
+    #[command(subcommand)]
+    Cases(CasesCommand),
     /// CyberTipline report packages: list, show, validate, send.
     #[command(subcommand)]
     Reports(crate::reports::ReportsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CasesCommand {
+    /// Place a legal hold on a case: its quarantined copy and its report package are kept,
+    /// whatever their retention, until the hold is lifted.
+    ///
+    /// An Object Lock legal hold goes on every stored version of the case's quarantined
+    /// copy, and (when HASHGATE_REPORTS_BUCKET is set) on every object version under
+    /// `reports/<case>/` there; then the case records the hold with a `hold_placed` audit
+    /// entry. Reads HASHGATE_CASE_TABLE and HASHGATE_AUDIT_TABLE (for the local stack: set
+    /// -a; . .local/stack.env), with credentials the quarantine bucket lets in
+    /// (ReviewerRole). Exit status 0 when held, 1 when refused (already held), 2 on an
+    /// error; run again after an error: placing is idempotent.
+    Hold(HoldArgs),
+    /// Lift a case's legal hold: the case records the release with a `hold_released` audit
+    /// entry, then the storage holds are lifted (retention still applies).
+    ///
+    /// Same variables as `cases hold`. Exit status 0 when lifted, 1 when refused (not held),
+    /// 2 on an error; a release that stopped after it was recorded is finished by running
+    /// it again.
+    Release(HoldArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HoldArgs {
+    /// The case id (`case-…`).
+    #[arg(value_name = "CASE")]
+    pub case: String,
+    /// Who places or lifts the hold (the audit entry's actor).
+    #[arg(long, value_name = "WHO")]
+    pub by: String,
+    /// Why: the preservation request, the matter (kept in the audit entry).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

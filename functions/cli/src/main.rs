@@ -8,6 +8,7 @@ use clap::Parser;
 mod args;
 mod audit;
 mod buckets;
+mod cases;
 mod export;
 mod feedback;
 mod import;
@@ -17,7 +18,9 @@ mod reports;
 mod scan;
 mod stats;
 
-use args::{AuditCommand, BucketsCommand, Cli, Command, FilterCommand, ListsCommand};
+use args::{
+    AuditCommand, BucketsCommand, CasesCommand, Cli, Command, FilterCommand, ListsCommand,
+};
 
 /// `lists import` into a local hash database (`--db`) or the stack the environment names.
 fn lists_import(args: args::ImportArgs) -> anyhow::Result<ExitCode> {
@@ -49,6 +52,8 @@ fn main() -> ExitCode {
         Command::Buckets(BucketsCommand::Attach(a)) => buckets::attach(&a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(&a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(&a),
+        Command::Cases(CasesCommand::Hold(a)) => cases::hold(&a),
+        Command::Cases(CasesCommand::Release(a)) => cases::release_hold(&a),
         Command::Reports(c) => reports::run(&c),
     };
     match result {
