@@ -131,6 +131,12 @@ def main() -> int:
         users = args.state_dir / "review-users.json"
         print(f"   review them at {env['HASHGATE_REVIEW_URL']}: sign in as reviewer-a or reviewer-b")
         print(f"   (passwords in {users})")
+        if "HASHGATE_REPORTS_BUCKET" in env:
+            print(
+                "   two reviewers' confirmation writes the case's CyberTipline report package to "
+                f"s3://{env['HASHGATE_REPORTS_BUCKET']}/reports/<case id>/ and adds its digests "
+                "to the own list; `hashgate reports list` shows the packages"
+            )
     scanned = len(results)
     clean = sum(1 for r in results.values() if r == "clean")
     print(f"\n== {len(versions)} uploaded, {scanned} scanned: {clean} clean, {len(opened)} quarantined")
