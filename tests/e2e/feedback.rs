@@ -148,7 +148,8 @@ async fn feedback_suppresses_an_entry_after_repeated_false_positives_and_enable_
     );
     assert!(shown.contains("1 suppressed"), "{shown}");
     let out = hashgate(&stack, &["lists", "stats", "--json"]);
-    let stats: Value = serde_json::from_slice(&out.stdout).expect(&text(&out));
+    let stats: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
     assert_eq!(stats["suppressed"], 1, "{stats}");
     assert_eq!(stats["feedback"][0]["false_positives"], 3, "{stats}");
 

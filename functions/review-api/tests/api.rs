@@ -32,10 +32,11 @@ use tower::ServiceExt;
 const START: i64 = 1_795_255_445;
 
 type TestFollowups = Followups<Arc<MemoryReports>, Arc<MemoryStore>, Arc<MemoryStore>>;
+type TestState =
+    AppState<Arc<MemoryCases>, Arc<MemoryObjects>, Arc<MemoryCheckpoints>, TestFollowups>;
 
 struct World {
-    state:
-        Arc<AppState<Arc<MemoryCases>, Arc<MemoryObjects>, Arc<MemoryCheckpoints>, TestFollowups>>,
+    state: Arc<TestState>,
     reports: Arc<MemoryReports>,
     lists: Arc<MemoryStore>,
     cases: Arc<MemoryCases>,
