@@ -189,7 +189,7 @@ impl DynamoHashes {
         }
     }
 
-    fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         format!("dynamodb table {}", self.table)
     }
 

@@ -10,6 +10,7 @@ pub mod hold;
 pub mod metrics;
 pub mod notifications;
 pub mod notify;
+pub mod own_list;
 pub mod reports;
 pub mod s3;
 pub mod secrets;
