@@ -18,9 +18,7 @@ mod reports;
 mod scan;
 mod stats;
 
-use args::{
-    AuditCommand, BucketsCommand, CasesCommand, Cli, Command, FilterCommand, ListsCommand,
-};
+use args::{AuditCommand, BucketsCommand, CasesCommand, Cli, Command, FilterCommand, ListsCommand};
 
 /// `lists import` into a local hash database (`--db`) or the stack the environment names.
 fn lists_import(args: args::ImportArgs) -> anyhow::Result<ExitCode> {
