@@ -244,6 +244,31 @@ async fn a_legal_hold_keeps_the_evidence_and_report_until_released_and_is_audite
     assert_eq!(entry.actor, "counsel");
     audit_verify(&stack);
 
+    // A file added to the package after the hold: holding again holds it (and says the hold
+    // was recorded already); the audit log is unchanged.
+    let late = put(&s3, &reports, &format!("{prefix}send-state.json"), b"{}").await;
+    let late = (
+        reports.clone(),
+        late.key,
+        late.version_id.expect("versioned"),
+    );
+    assert_eq!(legal_hold(&s3, &late).await, ObjectLockLegalHoldStatus::Off);
+    let (code, v) = cases(&stack, &reports, "hold", &id, "counsel", "late file");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["finished"], true, "{v}");
+    let changed: Vec<&Value> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["changed"] == true)
+        .collect();
+    assert_eq!(changed.len(), 1, "only the late file: {v}");
+    assert_eq!(legal_hold(&s3, &late).await, ObjectLockLegalHoldStatus::On);
+    assert_eq!(actions(&store, &id).await.len(), 2);
+    let mut held = held;
+    held.push(late);
+    held.sort();
+
     // Refusals change nothing: a held case is not held again, a reason is required.
     let (code, v) = cases(&stack, &reports, "hold", &id, "counsel", "again");
     assert_eq!(code, 1, "{v}");

@@ -55,8 +55,9 @@ pub enum CasesCommand {
     /// `reports/<case>/` there; then the case records the hold with a `hold_placed` audit
     /// entry. Reads HASHGATE_CASE_TABLE and HASHGATE_AUDIT_TABLE (for the local stack: set
     /// -a; . .local/stack.env), with credentials the quarantine bucket lets in
-    /// (ReviewerRole). Exit status 0 when held, 1 when refused (already held), 2 on an
-    /// error; run again after an error: placing is idempotent.
+    /// (ReviewerRole). Exit status 0 when held, 1 when refused (already held, with nothing
+    /// new to hold), 2 on an error; run again after an error: placing is idempotent. On a
+    /// held case it holds what was stored since (a report package written after the hold).
     Hold(HoldArgs),
     /// Lift a case's legal hold: the case records the release with a `hold_released` audit
     /// entry, then the storage holds are lifted (retention still applies).

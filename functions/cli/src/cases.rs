@@ -8,7 +8,8 @@
 //! `hashgate_core::hold`): a hold is placed in storage before the case says held; a release
 //! is recorded before the storage holds are lifted. Either command stopped half-way is run
 //! again: storage holds are idempotent, and a release the audit log already records is
-//! finished by lifting what is still held.
+//! finished by lifting what is still held. `hold` on a held case holds what was stored
+//! since (a report package written after the hold).
 
 use std::process::ExitCode;
 
@@ -84,7 +85,7 @@ enum Done {
         seq: u64,
         versions: Vec<HeldVersion>,
     },
-    /// A release recorded earlier, finished now.
+    /// A hold or release recorded earlier, completed in storage now.
     Finished {
         versions: Vec<HeldVersion>,
     },
@@ -102,6 +103,15 @@ async fn place(stack: &Stack, args: &HoldArgs) -> anyhow::Result<Done> {
         let case = stack.case(&args.case).await?;
         let change = match hold::place(&case, &args.by, &args.reason, Timestamp::now()) {
             Ok(c) => c,
+            Err(refusal @ HoldRefusal::AlreadyHeld { .. }) => {
+                // Held already: what was stored since (a report package written after the
+                // hold) is held now too; the audit log already says the case is held.
+                let versions = stack.set(&case, Hold::On).await?;
+                if versions.iter().any(|v| v.changed) {
+                    return Ok(Done::Finished { versions });
+                }
+                return Ok(Done::Refused(refusal));
+            }
             Err(refusal) => return Ok(Done::Refused(refusal)),
         };
         // Storage first: the audit log never says held before it is.
@@ -187,7 +197,7 @@ fn report(args: &HoldArgs, command: &str, verb: &str, done: Done) -> anyhow::Res
             json!({"case_id": args.case, "command": command, "finished": true,
                    "versions": versions}),
             format!(
-                "the release of {} was already recorded; storage holds {verb}: {}",
+                "the {command} of {} was already recorded; storage holds {verb} now: {}",
                 args.case,
                 describe(&versions)
             ),
