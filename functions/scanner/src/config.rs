@@ -146,8 +146,8 @@ impl Config {
         let retention_days = vars.parsed(
             "HASHGATE_RETENTION_DAYS",
             DEFAULT_RETENTION_DAYS,
-            "a whole number of days, at least 1",
-            |&days| days >= 1,
+            "a whole number of days, at least 365 (18 U.S.C. 2258A(h): reported content is kept a year)",
+            |&days| days >= 365,
         )?;
         Ok(Config {
             hashes,
@@ -400,13 +400,13 @@ mod tests {
     #[test]
     fn retention_days() {
         let days = |v| ok(with("HASHGATE_RETENTION_DAYS", v)).retention_days;
-        assert_eq!(days("30"), 30);
-        assert_eq!(days(" 1 "), 1);
+        assert_eq!(days("365"), 365);
+        assert_eq!(days(" 730 "), 730);
         assert_eq!(days("4294967295"), u32::MAX);
-        for bad in ["0", "00", "-1", "1y", "2.5", "4294967296"] {
+        for bad in ["0", "00", "-1", "30", "364", "1y", "2.5", "4294967296"] {
             assert_refused("HASHGATE_RETENTION_DAYS", bad);
         }
-        assert!(err(with("HASHGATE_RETENTION_DAYS", "0")).contains("at least 1"));
+        assert!(err(with("HASHGATE_RETENTION_DAYS", "30")).contains("at least 365"));
     }
 
     #[test]
@@ -488,7 +488,7 @@ mod tests {
             ("HASHGATE_DB", "/var/lib/hashgate".to_string()),
             ("HASHGATE_FILTER_KEY", "k".into()),
             ("HASHGATE_FILTER_REFRESH_SECONDS", "1".into()),
-            ("HASHGATE_RETENTION_DAYS", "1".into()),
+            ("HASHGATE_RETENTION_DAYS", "400".into()),
             ("HASHGATE_QUARANTINE_MODE", "hold".into()),
             ("HASHGATE_MAX_OBJECT_BYTES", "1".into()),
             ("HASHGATE_TAG_CLEAN", "no".into()),
