@@ -727,6 +727,14 @@
     detail(dl, 'Case opened', timeEl(c.created_at));
     detail(dl, 'Classification', c.classification || 'none yet');
     if (r) detail(dl, 'Restored to', el('code', { text: orDash(r.bucket) + '/' + orDash(r.key) }));
+    const pending = Array.isArray(c.followups) ? c.followups : [];
+    if (pending.length) {
+      // What the decision left undone (an admin finishes it); the decision itself stands.
+      const names = { report_package: 'report package', share_confirmed: 'own list', list_feedback: 'list feedback' };
+      detail(dl, 'Still to do', pending.map((f) => names[f] || f).join(', ') + ' (an admin can finish it)');
+    }
+    const hold = c.legal_hold;
+    if (hold) detail(dl, 'Legal hold', 'since ' + orDash(hold.at) + ' by ' + orDash(hold.by) + ': ' + orDash(hold.reason));
   }
 
   function renderReviews(c) {
