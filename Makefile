@@ -16,7 +16,7 @@ CHROMIUM := /usr/bin/chromium
 # The CyberTipline report schema (schemas/) is checked with libxml2's xmllint.
 XMLLINT := /usr/bin/xmllint
 
-.PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines package deploy clean
+.PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines package package-tested deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: venv package $(CHROMIUM) $(XMLLINT) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
+unit: venv package-tested $(CHROMIUM) $(XMLLINT) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
 	@mkdir -p $(CARGO_TARGET_DIR)
 	# The end-to-end tests run the real binaries; cargo test builds a binary only for its
 	# own package's tests, so build them all first.
@@ -74,7 +74,10 @@ bench-engines: ## Compare embedded storage engines for the exact store (10M entr
 	$(CARGO) run --release -p hashgate-bench --features engines --bin store-engines -- 10000000
 
 # Every function under functions/ that runs in Lambda (the CLI does not).
-FUNCTIONS := scanner review-api
+FUNCTIONS := scanner review-api report-sender
+# The zips the test suites run under the Lambda runtime emulator (tests/e2e/lambda.rs):
+# `make test` packages only these (the report sender's handler is tested as a library).
+TESTED_FUNCTIONS := scanner review-api
 # x86_64 or arm64: must match the template's Architecture parameter.
 ARCH ?= x86_64
 LAMBDA_TARGET_x86_64 := x86_64-unknown-linux-gnu
@@ -93,6 +96,9 @@ package: venv ## Build every function as a Lambda zip: target/lambda/<function>/
 		--target $(LAMBDA_TARGET_$(ARCH)).2.34 --output-format zip \
 		$(foreach f,$(FUNCTIONS),--bin $(f)) --lambda-dir $(CARGO_TARGET_DIR)/lambda
 	@for f in $(FUNCTIONS); do ls -l $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; done
+
+package-tested: venv ## Build the Lambda zips the tests run (TESTED_FUNCTIONS), as make test does
+	$(MAKE) --no-print-directory package FUNCTIONS="$(TESTED_FUNCTIONS)"
 
 deploy: package ## Deploy to AWS with `sam deploy --guided` (needs AWS credentials; see README)
 	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI:" \

@@ -4,6 +4,10 @@
 //! send` refused without credentials, then sent with credentials from a Secrets Manager
 //! secret to a local CyberTipline (the test server of `adapters/cybertip/tests/support`)
 //! until finished, every state and answer in the bucket; a second send does nothing more.
+//! The report sender function's handler on Report Ready events: ignores what is not one of
+//! its bucket, sends the package (an answer lost part way is an error, and the retry
+//! resumes without submitting again), then leaves the finished package alone; a refused
+//! one is retracted and not retried.
 
 use std::process::Output;
 
@@ -447,4 +451,202 @@ async fn credentials_are_read_from_a_secrets_manager_secret() {
         .unwrap_err();
     assert!(matches!(e, CredentialError::Unreadable { .. }), "{e:?}");
     assert!(e.to_string().contains("cybertip-missing"), "{e}");
+}
+
+/// A Report Ready event as EventBridge delivers it to the function.
+fn report_ready(detail_type: &str, ready: &ReportReady) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": detail_type,
+        "source": "hashgate",
+        "account": "123456789012",
+        "time": "2026-12-01T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": ready,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_sender_sends_each_announced_package_once() {
+    use hashgate_report_sender::config::Config;
+    use hashgate_report_sender::handler::{Handled, Handler};
+    use hashgate_report_sender::send::SendFailure;
+
+    let stack = Stack::start();
+    let sdk = stack.sdk().await;
+    let s3 = hashgate_aws::s3_client(&sdk);
+    let bucket = reports_bucket(&stack, &s3).await;
+    let quarantine = stack.var("HASHGATE_QUARANTINE_BUCKET").to_string();
+    let reports = S3Reports::connect(&sdk, &bucket, None);
+
+    // Two confirmed cases, their evidence quarantined and their packages written.
+    let mut announced = vec![];
+    for key in ["sender/one.bin", "sender/two.bin"] {
+        let object = ObjectRef {
+            bucket: stack.var("HASHGATE_UPLOAD_BUCKET").to_string(),
+            key: key.into(),
+            version_id: Some("v1".into()),
+            etag: None,
+        };
+        let evidence = QuarantineLocation::for_case(&quarantine, &object.case_id());
+        s3.put_object()
+            .bucket(&quarantine)
+            .key(&evidence.key)
+            .body(ByteStream::from(CONTENT.to_vec()))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .expect("put the evidence");
+        let files = PackageFiles::build(
+            &confirmed_case(object, evidence),
+            &[],
+            &config(),
+            at(1_795_256_000),
+        )
+        .unwrap();
+        let location = reports.write_package(&files).await.unwrap();
+        announced.push(ReportReady {
+            case_id: files.case_id.clone(),
+            bucket: location.bucket,
+            prefix: location.prefix,
+            classification: "A1".into(),
+            file_viewed_by_esp: false,
+            built_at: files.manifest.built_at,
+        });
+    }
+    let (one, two) = (&announced[0], &announced[1]);
+
+    // The credentials in a Secrets Manager secret, as the template deploys them.
+    secrets_client(&stack)
+        .await
+        .create_secret()
+        .name("hashgate/cybertip-sender")
+        .secret_string(format!(
+            r#"{{"username": "{}", "password": "{}"}}"#,
+            ncmec::USER,
+            ncmec::PASSWORD
+        ))
+        .send()
+        .await
+        .expect("create the secret");
+    // NCMEC finishes the first report but its answer is lost once.
+    let (endpoint, server) = ncmec::server(ncmec::Ncmec {
+        lose_finish_answers: 1,
+        ..Default::default()
+    })
+    .await;
+    let vars = [
+        ("HASHGATE_REPORTS_BUCKET", bucket.as_str()),
+        ("HASHGATE_CYBERTIP_SECRET", "hashgate/cybertip-sender"),
+        ("HASHGATE_CYBERTIP_ENDPOINT", endpoint.as_str()),
+    ];
+    let config = Config::from_vars(|name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let handler = Handler::new(config, sdk.clone());
+
+    // Not a Report Ready event, or another bucket's: ignored, nothing read or sent.
+    let mut elsewhere = one.clone();
+    elsewhere.bucket = "someone-elses-reports".into();
+    for event in [
+        report_ready("Case Opened", one),
+        report_ready("Report Ready", &elsewhere),
+        serde_json::json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}),
+    ] {
+        let handled = handler.handle(event.clone()).await.unwrap();
+        assert!(
+            matches!(handled, Handled::Ignored(_)),
+            "{event}: {handled:?}"
+        );
+    }
+    assert_eq!(server.lock().unwrap().submissions, 0);
+    assert_eq!(reports.read_state(&one.case_id).await.unwrap(), None);
+
+    // The first delivery stops at the lost answer: an error, so Lambda retries it; what was
+    // done is persisted.
+    let e = handler
+        .handle(report_ready("Report Ready", one))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendFailure::Stopped { .. }), "{e:?}");
+    let state = reports.read_state(&one.case_id).await.unwrap().unwrap();
+    assert!(state.fileinfo_sent && !state.finished, "{state:?}");
+    assert_eq!((state.report_id, state.submissions), (Some(1), 1));
+    // The retry resumes at the finish, which NCMEC says is done already: finished, one
+    // report submitted.
+    match handler
+        .handle(report_ready("Report Ready", one))
+        .await
+        .unwrap()
+    {
+        Handled::Sent(state) => {
+            assert!(state.finished && state.stopped.is_none(), "{state:?}");
+            assert_eq!(state.submissions, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    {
+        let n = server.lock().unwrap();
+        assert_eq!(n.submissions, 1);
+        assert!(n.reports[&1].finished);
+        assert_eq!(
+            n.reports[&1].files[0].1, CONTENT,
+            "the evidence arrives exactly"
+        );
+    }
+    let prefix = &one.prefix;
+    let answers = keys(&s3, &bucket, &format!("{prefix}responses/")).await;
+    assert_eq!(answers.len(), 5, "{answers:?}");
+    let versions = stored_versions(&s3, &bucket, &format!("{prefix}send-state.json"))
+        .await
+        .len();
+
+    // Delivered again (EventBridge delivers at least once): nothing more is sent or written.
+    let handled = handler
+        .handle(report_ready("Report Ready", one))
+        .await
+        .unwrap();
+    assert!(
+        matches!(handled, Handled::AlreadyDone(ref s) if s.finished),
+        "{handled:?}"
+    );
+    assert_eq!(server.lock().unwrap().submissions, 1);
+    assert_eq!(
+        keys(&s3, &bucket, &format!("{prefix}responses/"))
+            .await
+            .len(),
+        5
+    );
+    assert_eq!(
+        stored_versions(&s3, &bucket, &format!("{prefix}send-state.json"))
+            .await
+            .len(),
+        versions
+    );
+
+    // A report NCMEC refuses is retracted: done, with the reason, and not retried.
+    server.lock().unwrap().refuse = Some("fileinfo");
+    match handler
+        .handle(report_ready("Report Ready", two))
+        .await
+        .unwrap()
+    {
+        Handled::Sent(state) => {
+            assert!(state.retracted && !state.finished, "{state:?}");
+            assert!(state.stopped.is_some(), "{state:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(server.lock().unwrap().reports[&2].retracted);
+    let handled = handler
+        .handle(report_ready("Report Ready", two))
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::AlreadyDone(_)), "{handled:?}");
+    assert_eq!(server.lock().unwrap().submissions, 2);
 }

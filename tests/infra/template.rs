@@ -20,6 +20,10 @@ use serde_json::{json, Value};
 #[path = "../../functions/review-api/src/deployment.rs"]
 mod review;
 
+/// The report sender's deployment needs, compiled here on their own likewise.
+#[path = "../../functions/report-sender/src/deployment.rs"]
+mod report_sender;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -350,6 +354,24 @@ impl<'t> Function<'t> {
             .collect()
     }
 
+    /// The queue its asynchronous invocations' failures go to, which must also be the
+    /// dead-letter queue of each of its EventBridge rules.
+    fn failure_destination(&self) -> Vec<String> {
+        let on_failure = &self.props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+        assert_eq!(on_failure["Type"], "SQS", "{}: OnFailure", self.logical);
+        let queue: Vec<String> = refs(&on_failure["Destination"]).into_iter().collect();
+        assert_eq!(queue.len(), 1, "{}: one OnFailure queue", self.logical);
+        for (name, event) in self.props["Events"].as_object().unwrap() {
+            if event["Type"] == "EventBridgeRule" {
+                let dlq: Vec<String> = refs(&event["Properties"]["DeadLetterConfig"]["Arn"])
+                    .into_iter()
+                    .collect();
+                assert_eq!(dlq, queue, "{}: {name}'s DeadLetterConfig", self.logical);
+            }
+        }
+        queue
+    }
+
     /// The KMS key a bucket of the template encrypts with.
     fn key_of_bucket(&self, bucket: &str) -> Vec<String> {
         let sse = &self.resources()[bucket]["Properties"]["BucketEncryption"]
@@ -524,6 +546,44 @@ impl<'t> Contract<'t> {
         )
     }
 
+    /// The report sender: `functions/report-sender/src/deployment.rs`.
+    fn report_sender(template: &'t Value) -> Contract<'t> {
+        // Packages name their evidence in the bucket the scanner quarantines into.
+        let scanner = Function::new(template, "ScannerFunction");
+        let quarantine = scanner.variable_resource("HASHGATE_QUARANTINE_BUCKET");
+        Contract::new(
+            Function::new(template, "ReportSenderFunction"),
+            report_sender::NEEDS,
+            |f, on| match report_sender::binding(on) {
+                report_sender::Binding::Variable(v) => {
+                    vec![target(f.variable_resource(v), scope(on, "*"))]
+                }
+                report_sender::Binding::ObjectsUnder { bucket, prefix } => vec![target(
+                    f.variable_resource(bucket),
+                    scope(on, format!("{prefix}*")),
+                )],
+                report_sender::Binding::QuarantineBucket => {
+                    vec![target(&quarantine, scope(on, "*"))]
+                }
+                report_sender::Binding::KeyOfQuarantineBucket => f
+                    .key_of_bucket(&quarantine)
+                    .into_iter()
+                    .map(|k| target(k, Scope::Itself))
+                    .collect(),
+                report_sender::Binding::LogGroup => f
+                    .log_group()
+                    .into_iter()
+                    .map(|g| target(g, Scope::Itself))
+                    .collect(),
+                report_sender::Binding::FailureDestination => f
+                    .failure_destination()
+                    .into_iter()
+                    .map(|q| target(q, Scope::Itself))
+                    .collect(),
+            },
+        )
+    }
+
     /// Every needed action its role does not grant on all of the target.
     fn missing(&self) -> Vec<String> {
         self.required
@@ -660,6 +720,16 @@ fn review_variables() -> Vec<(&'static str, Option<&'static str>)> {
         .collect()
 }
 
+fn report_sender_variables() -> Vec<(&'static str, Option<&'static str>)> {
+    report_sender::VARIABLES
+        .iter()
+        .map(|v| match v.deployed {
+            report_sender::Deployed::Set => (v.name, None),
+            report_sender::Deployed::NotInLambda(why) => (v.name, Some(why)),
+        })
+        .collect()
+}
+
 #[test]
 fn scanner_variables_are_set_in_the_template_and_nothing_else_is() {
     let template = template();
@@ -672,6 +742,13 @@ fn review_variables_are_set_in_the_template_and_nothing_else_is() {
     let template = template();
     let f = Function::new(&template, "ReviewFunction");
     assert_variables_set_and_nothing_else(&f, &review_variables());
+}
+
+#[test]
+fn report_sender_variables_are_set_in_the_template_and_nothing_else_is() {
+    let template = template();
+    let f = Function::new(&template, "ReportSenderFunction");
+    assert_variables_set_and_nothing_else(&f, &report_sender_variables());
 }
 
 #[test]
@@ -688,6 +765,34 @@ fn every_variable_the_functions_source_reads_is_declared() {
         "functions/review-api/src",
         &names(review_variables()),
         "hashgate_review_api::deployment",
+    );
+    let dir = repo().join("functions/report-sender/src");
+    let declared = names(report_sender_variables());
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for part in text.split("\"HASHGATE_").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let name = format!("HASHGATE_{name}");
+            assert!(
+                declared.contains(&name.as_str()),
+                "{}: reads {name}, which hashgate_report_sender::deployment::VARIABLES does \
+                 not declare",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    // The bucket, the endpoint and the log filter by name; the credentials' variables
+    // through hashgate_aws::secrets.
+    assert!(
+        seen >= 3,
+        "found only {seen} variable names in {}",
+        dir.display()
     );
 }
 
@@ -732,6 +837,92 @@ fn scanner_role_grants_nothing_unneeded_and_no_wildcard_resource() {
 fn review_role_grants_exactly_what_the_review_function_needs() {
     let template = template();
     Contract::review(&template).assert_grants_exactly_what_is_needed();
+}
+
+#[test]
+fn report_sender_role_grants_exactly_what_the_report_sender_needs() {
+    let template = template();
+    let contract = Contract::report_sender(&template);
+    contract.assert_grants_exactly_what_is_needed();
+    // It reads the evidence and never writes, deletes or retains anything of the
+    // quarantine's; it writes under reports/ only, and reads the one secret.
+    let f = &contract.function;
+    let evidence = target("QuarantineBucket", Scope::Objects("*".into()));
+    assert!(f.grants("s3:GetObject", &evidence));
+    for action in ["s3:PutObject", "s3:DeleteObject", "s3:PutObjectRetention"] {
+        assert!(!f.grants(action, &evidence), "{action}");
+    }
+    assert!(!f.grants(
+        "kms:GenerateDataKey",
+        &target("QuarantineKey", Scope::Itself)
+    ));
+    let reports = |keys: &str| target("ReportsBucket", Scope::Objects(keys.into()));
+    assert!(f.grants("s3:PutObject", &reports("reports/case-1/send-state.json")));
+    assert!(!f.grants("s3:PutObject", &reports("elsewhere")));
+    assert!(!f.grants("s3:DeleteObject", &reports("reports/*")));
+    assert!(f.grants(
+        "secretsmanager:GetSecretValue",
+        &target("CybertipSecretArn", Scope::Itself)
+    ));
+}
+
+#[test]
+fn the_report_sender_is_deployed_only_with_a_secret_and_gets_every_report_ready_event() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    // Disabled by default: without the secret the packages are only written.
+    assert_eq!(template["Parameters"]["CybertipSecretArn"]["Default"], "");
+    assert_eq!(
+        template["Parameters"]["CybertipEndpoint"]["Default"],
+        "https://exttest.cybertip.org/ispws"
+    );
+    assert_eq!(
+        template["Conditions"]["HasCybertipSecret"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "CybertipSecretArn"}, ""]}]})
+    );
+    for (logical, spec) in resources {
+        if refs(spec).contains("ReportSenderFunction")
+            || refs(spec).contains("ReportSenderRole") && spec["Type"] != "AWS::S3::BucketPolicy"
+            || logical.starts_with("ReportSender")
+        {
+            assert_eq!(
+                spec["Condition"], "HasCybertipSecret",
+                "{logical} exists only with the secret"
+            );
+        }
+    }
+    let f = Function::new(&template, "ReportSenderFunction");
+    assert_eq!(
+        f.props["CodeUri"],
+        "../target/lambda/report-sender/bootstrap.zip"
+    );
+    assert_eq!(
+        f.environment()["HASHGATE_CYBERTIP_ENDPOINT"],
+        json!({"Ref": "CybertipEndpoint"})
+    );
+    let rules: Vec<&Value> = f.props["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|e| e["Type"] == "EventBridgeRule")
+        .collect();
+    assert_eq!(rules.len(), 1, "one EventBridge rule");
+    let rule = &rules[0]["Properties"];
+    assert_eq!(
+        rule["Pattern"],
+        json!({
+            "source": [hashgate_aws::reports::EVENT_SOURCE],
+            "detail-type": [hashgate_aws::reports::EVENT_DETAIL_TYPE],
+        })
+    );
+    // On the bus the review function announces on.
+    let review = Function::new(&template, "ReviewFunction");
+    assert_eq!(review.variable_literal("HASHGATE_EVENT_BUS"), "default");
+    assert!(rule["EventBusName"].is_null() || rule["EventBusName"] == "default");
+    assert!(!rule["RetryPolicy"].is_null() && !rule["DeadLetterConfig"].is_null());
+    assert_eq!(f.failure_destination(), ["ReportSenderDeadLetterQueue"]);
+    // Runs of one package never overlap.
+    assert_eq!(f.props["ReservedConcurrentExecutions"], 1);
 }
 
 #[test]
@@ -884,6 +1075,7 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
         "adapters/aws/src",
         "functions/scanner/src",
         "functions/review-api/src",
+        "functions/report-sender/src",
     ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             files.push(format!(
@@ -1186,13 +1378,24 @@ fn only_the_scanner_and_reviewers_touch_quarantined_objects() {
             denies(&template, policy, &request(action, "AccountAdministrator")),
             "{action} by anyone else"
         );
-        for role in ["ScannerRole", "ReviewerRole", "ReviewFunctionRole"] {
+        for role in [
+            "ScannerRole",
+            "ReviewerRole",
+            "ReviewFunctionRole",
+            "ReportSenderRole",
+        ] {
             assert!(
                 !denies(&template, policy, &request(action, role)),
                 "{action} by {role}"
             );
         }
     }
+    // The report sender reads the evidence it uploads, and its role lets it do nothing
+    // else there.
+    let sender = Contract::report_sender(&template);
+    let objects = target("QuarantineBucket", Scope::Objects("*".into()));
+    assert!(sender.function.grants("s3:GetObject", &objects));
+    assert!(!sender.function.grants("s3:PutObject", &objects));
     // The functions are granted what they need there by their roles (checked above); the
     // bucket encrypts with the key the scanner encrypts with and the review function
     // decrypts with.

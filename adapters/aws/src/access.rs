@@ -38,6 +38,9 @@ pub enum Resource {
     ReportBucket,
     /// The Secrets Manager secret holding the CyberTipline credentials.
     CybertipSecret,
+    /// The queue that keeps "Report Ready" events the report sender could not handle
+    /// (not delivered by EventBridge, or failed after Lambda's retries).
+    ReportFailureQueue,
     /// The queue of upload events the scanner consumes.
     ScanQueue,
     /// The function's own log group.

@@ -154,7 +154,16 @@ pub async fn fetch_secret(
 /// The credentials as configured by the process environment: the secret's (read with the
 /// SDK configuration `sdk`), or the environment's pair, or [`CredentialError::NotConfigured`].
 pub async fn load(sdk: &aws_config::SdkConfig) -> Result<CybertipCredentials, CredentialError> {
-    match source_from_vars(|name| std::env::var(name).ok())? {
+    load_from(sdk, source_from_vars(|name| std::env::var(name).ok())?).await
+}
+
+/// The credentials from `source`: the secret's (read with the SDK configuration `sdk`), the
+/// environment's pair, or [`CredentialError::NotConfigured`].
+pub async fn load_from(
+    sdk: &aws_config::SdkConfig,
+    source: CredentialSource,
+) -> Result<CybertipCredentials, CredentialError> {
+    match source {
         CredentialSource::Secret(secret) => {
             fetch_secret(&aws_sdk_secretsmanager::Client::new(sdk), &secret).await
         }

@@ -3,37 +3,31 @@
 //! manifest and send state, never the evidence), validate its report against the schema
 //! kept in the repository (`xmllint`), and send it, or go on sending it, to NCMEC.
 //!
-//! A send rebuilds the core's `sender::Package` from `package.json` and the evidence named in
-//! its manifest, resumes from `send-state.json`, persists every state there before the next
+//! A send is `hashgate_report_sender::send`, as the report sender function does it: it
+//! rebuilds the core's `sender::Package` from `package.json` and the evidence named in its
+//! manifest, resumes from `send-state.json`, persists every state there before the next
 //! request, and records every answer NCMEC gives under `responses/`. It refuses to start
 //! without CyberTipline credentials (`HASHGATE_CYBERTIP_SECRET`, or
 //! `HASHGATE_CYBERTIP_USERNAME` and `HASHGATE_CYBERTIP_PASSWORD`); the endpoint is
 //! `HASHGATE_CYBERTIP_ENDPOINT`, NCMEC's test environment by default.
 
-use std::cell::Cell;
 use std::io::Write;
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
 use hashgate_aws::reports::{send_status, PackageSummary, S3Reports, MAX_PAGE};
-use hashgate_aws::secrets::{self, CredentialError};
-use hashgate_core::case::QuarantineLocation;
-use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
+use hashgate_aws::secrets;
 use hashgate_core::followup::PackageFiles;
 use hashgate_core::report::SCHEMA;
-use hashgate_core::sender::{Package, SendState};
 use hashgate_core::time::rfc3339;
-use hashgate_cybertip::{send_recording, Answer, Credentials, CyberTipline, TEST_ENDPOINT};
+use hashgate_report_sender::config;
+use hashgate_report_sender::send::{self, SendFailure};
 use serde_json::json;
 
 use clap::{Args, Subcommand};
 
 /// The reports bucket.
-pub const BUCKET_VAR: &str = "HASHGATE_REPORTS_BUCKET";
-/// NCMEC's reporting API's base URI.
-pub const ENDPOINT_VAR: &str = "HASHGATE_CYBERTIP_ENDPOINT";
-/// The largest evidence a send reads into memory (the API takes the file whole).
-pub const MAX_EVIDENCE_BYTES: u64 = 2 << 30;
+pub const BUCKET_VAR: &str = config::BUCKET_VAR;
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
@@ -384,161 +378,33 @@ pub fn validate(args: &ReportCaseArgs) -> anyhow::Result<ExitCode> {
 
 // ---- send ------------------------------------------------------------------------------
 
-/// The evidence's MD5 in a manifest.
-fn manifest_md5(files: &PackageFiles) -> anyhow::Result<String> {
-    files
-        .manifest
-        .digests
-        .iter()
-        .find(|d| d.algorithm.eq_ignore_ascii_case("md5"))
-        .map(|d| d.hex.to_ascii_lowercase())
-        .with_context(|| {
-            format!(
-                "the manifest of case {} has no MD5 of the evidence, which NCMEC's upload is \
-                 checked against",
-                files.case_id
-            )
-        })
-}
-
-/// The core's package, rebuilt from the stored one.
-pub fn sender_package(files: &PackageFiles) -> anyhow::Result<Package> {
-    let evidence = files.manifest.evidence.clone().with_context(|| {
-        format!(
-            "case {} is held in place, with no quarantined copy: sending its evidence from \
-             the upload bucket is not supported",
-            files.case_id
-        )
-    })?;
-    Ok(Package {
-        config: files.config.clone(),
-        input: files.input.clone(),
-        report_xml: files.report_xml.clone(),
-        built_at: files.manifest.built_at,
-        evidence,
-        file_name: files.case_id.clone(),
-        md5: manifest_md5(files)?,
-    })
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    digest_bytes(bytes, AlgorithmSet::EMPTY.with(Algorithm::Md5))
-        .get(Algorithm::Md5)
-        .map(|d| d.to_hex())
-        .unwrap_or_default()
-}
-
-/// The evidence at `location`, refused unless its MD5 is `expected_md5`.
-async fn evidence_checked(
-    reports: &S3Reports,
-    location: &QuarantineLocation,
-    expected_md5: &str,
-) -> Result<Vec<u8>, String> {
-    let bytes = reports
-        .read_evidence(location, MAX_EVIDENCE_BYTES)
-        .await
-        .map_err(|e| e.to_string())?;
-    let md5 = md5_hex(&bytes);
-    if md5 != expected_md5 {
-        return Err(format!(
-            "its MD5 is {md5}, not the {expected_md5} the package names: not uploaded"
-        ));
-    }
-    Ok(bytes)
-}
-
 pub fn send(args: &ReportCaseArgs) -> anyhow::Result<ExitCode> {
-    let endpoint = std::env::var(ENDPOINT_VAR)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| TEST_ENDPOINT.to_string());
+    let endpoint = config::endpoint_from_vars(|name| std::env::var(name).ok())?;
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let (sdk, reports) = connect().await?;
-        let credentials = secrets::load(&sdk)
-            .await
-            .map_err(|e: CredentialError| anyhow::anyhow!("{e}; nothing was sent"))?;
-        let api = CyberTipline::new(
-            &endpoint,
-            Credentials {
-                username: credentials.username,
-                password: credentials.password,
-            },
-        )?;
-        let files = package(&reports, &args.case_id).await?;
-        let package = sender_package(&files)?;
-        let expected_md5 = package.md5.clone();
-        let state = reports
-            .read_state(&args.case_id)
-            .await?
-            .unwrap_or_else(|| SendState::new(&args.case_id));
-        if state.is_done() {
-            return anyhow::Ok((state, true));
+        let source = secrets::source_from_vars(|name| std::env::var(name).ok())
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was sent"))?;
+        let api = send::connect_api(&sdk, source, &endpoint).await?;
+        let prepared = send::prepare(&reports, &args.case_id).await?;
+        if prepared.is_done() {
+            return anyhow::Ok((prepared.state().clone(), true));
         }
         eprintln!(
             "sending the report of case {} to {} ({})",
             args.case_id,
             api.endpoint(),
-            send_status(Some(&state))
+            prepared.status()
         );
-        // Before a report is opened, the evidence is read and checked: a report that could
-        // not be completed is never opened. The bytes read are the ones uploaded.
-        let prefetched = match state.report_id {
-            None => Some(
-                evidence_checked(&reports, &package.evidence, &expected_md5)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "the evidence of case {} at s3://{}/{}: {e}; nothing was sent",
-                            args.case_id,
-                            package.evidence.bucket,
-                            package.evidence.key
-                        )
-                    })?,
-            ),
-            Some(_) => None,
-        };
-        let prefetched = std::cell::RefCell::new(prefetched);
-        let next = Cell::new(reports.next_response_number(&args.case_id).await?);
-        let reports = &reports;
-        let case_id = args.case_id.as_str();
-        let outcome = send_recording(
-            package,
-            state,
-            &api,
-            |location| {
-                let expected_md5 = expected_md5.clone();
-                let ready = prefetched.borrow_mut().take();
-                async move {
-                    match ready {
-                        Some(bytes) => Ok(bytes),
-                        None => evidence_checked(reports, &location, &expected_md5).await,
-                    }
-                }
-            },
-            |state: SendState| async move {
-                reports.write_state(&state).await.map_err(|e| e.to_string())
-            },
-            |answer: Answer| {
-                let number = next.get();
-                next.set(number + 1);
-                async move {
-                    reports
-                        .write_response(case_id, number, &answer.step, &answer.body)
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                }
-            },
-        )
-        .await;
-        match outcome {
+        match prepared.send(&reports, &api).await {
             Ok(state) => Ok((state, false)),
-            Err(stopped) => Err(anyhow::Error::new(stopped).context(format!(
-                "the sending of case {} stopped; what was done is in send-state.json: run \
-                 `hashgate reports send {}` again to go on",
-                args.case_id, args.case_id
-            ))),
+            Err(stopped @ SendFailure::Stopped { .. }) => {
+                Err(anyhow::Error::new(stopped).context(format!(
+                    "run `hashgate reports send {}` again to go on",
+                    args.case_id
+                )))
+            }
+            Err(other) => Err(other.into()),
         }
     });
     let (state, already) = result?;

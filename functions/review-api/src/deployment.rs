@@ -154,6 +154,7 @@ pub fn binding(resource: Resource) -> Binding {
         | Resource::FilterBucket
         | Resource::ReviewQueue
         | Resource::CybertipSecret
+        | Resource::ReportFailureQueue
         | Resource::ScanQueue => {
             unreachable!(
                 "the review function's needs name no scanner resource, yet {resource:?} was \

@@ -146,7 +146,8 @@ pub fn binding(resource: Resource) -> Binding {
         | Resource::SigningKey
         | Resource::ReportObjects
         | Resource::ReportBucket
-        | Resource::CybertipSecret => {
+        | Resource::CybertipSecret
+        | Resource::ReportFailureQueue => {
             unreachable!(
                 "the scanner's needs name no review resource, yet {resource:?} was asked for"
             )
