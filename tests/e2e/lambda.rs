@@ -1,4 +1,5 @@
-//! The real `scanner` binary (and the `review-api` binary, with HTTP API events) under the
+//! The real `scanner` binary (and the `review-api` binary, with HTTP API events, and the
+//! `report-sender` binary, with EventBridge events) under the
 //! real Lambda runtime emulator (`cargo lambda watch
 //! --only-lambda-apis`), invoked with `cargo lambda invoke` in every shape the function
 //! accepts: a direct S3 event notification, an SQS batch, an EventBridge "Object Created"
@@ -775,6 +776,65 @@ async fn the_review_function_answers_http_api_events() {
         )
         .await;
     assert_eq!(missing["statusCode"], 404, "{missing}");
+}
+
+/// The report sender under the runtime emulator: it starts with its configuration and
+/// answers EventBridge events; what is not a Report Ready event of its reports bucket is
+/// ignored, with the reason (the sending itself is `tests/e2e/reports.rs`'s).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_sender_takes_eventbridge_events() {
+    let stack = Stack::start();
+    let reports_bucket = stack.var("HASHGATE_REPORTS_BUCKET").to_string();
+    let mut lambda = Lambda::start_named(
+        &stack,
+        &bin("report-sender"),
+        "report-sender",
+        &[
+            ("HASHGATE_REPORTS_BUCKET", reports_bucket.as_str()),
+            ("HASHGATE_CYBERTIP_SECRET", "hashgate/cybertip"),
+            ("HASHGATE_CYBERTIP_ENDPOINT", "http://127.0.0.1:9/ispws"),
+        ],
+    )
+    .await;
+    let event = |detail_type: &str, bucket: &str| {
+        json!({
+            "version": "0",
+            "id": "0d7a4b8c-4e2f-4c55-9d43-7f1d0c2e9a11",
+            "detail-type": detail_type,
+            "source": "hashgate",
+            "account": "123456789012",
+            "time": "2026-12-01T12:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {
+                "case_id": "case-0123abcd",
+                "bucket": bucket,
+                "prefix": "reports/case-0123abcd/",
+                "classification": "A1",
+                "file_viewed_by_esp": false,
+                "built_at": "2026-12-01T11:59:00Z"
+            }
+        })
+    };
+    let ignored = lambda
+        .invoke("Case Opened", &event("Case Opened", &reports_bucket))
+        .await;
+    assert!(
+        ignored["ignored"]
+            .as_str()
+            .is_some_and(|why| why.contains("Case Opened")),
+        "{ignored}\n{}",
+        lambda.logs()
+    );
+    let ignored = lambda
+        .invoke("another bucket's", &event("Report Ready", "elsewhere"))
+        .await;
+    assert!(
+        ignored["ignored"]
+            .as_str()
+            .is_some_and(|why| why.contains("elsewhere")),
+        "{ignored}"
+    );
 }
 
 /// The review function's packaged zip answers HTTP API events too.
