@@ -442,9 +442,9 @@ pub const REPORT_OUTBOX: &[Need] = &[
     need(&["PutEvents"], &["events:PutEvents"], Resource::EventBus),
 ];
 
-/// [`crate::reports::S3Reports`] as the report sender uses it (the operator CLI's `reports`
-/// commands): list and read packages, persist send states and NCMEC's answers, read the
-/// evidence to upload.
+/// [`crate::reports::S3Reports`] as the report sender uses it (the report sender function,
+/// and the operator CLI's `reports` commands): list and read packages, persist send states
+/// and NCMEC's answers, read the evidence to upload.
 pub const REPORT_SENDER: &[Need] = &[
     need(&["GetObject"], &["s3:GetObject"], Resource::ReportObjects),
     need(&["PutObject"], &["s3:PutObject"], Resource::ReportObjects),
