@@ -1021,6 +1021,10 @@ fn sdk_calls(text: &str) -> BTreeSet<String> {
             }
         }
     }
+    // The adapters' one wrapper of an SDK call: `notify::put_event` publishes an event.
+    if text.contains("put_event(") && !text.contains("fn put_event(") {
+        out.insert("PutEvents".to_string());
+    }
     out
 }
 
@@ -1031,6 +1035,10 @@ fn sdk_calls_are_read_with_their_service_names() {
     assert_eq!(
         sdk_calls(text),
         BTreeSet::from(["ListObjectsV2".to_string(), "Sign".to_string()])
+    );
+    assert_eq!(
+        sdk_calls("crate::notify::put_event(&self.events, bus, t, d).await"),
+        BTreeSet::from(["PutEvents".to_string()])
     );
 }
 

@@ -439,6 +439,7 @@ pub const REPORT_OUTBOX: &[Need] = &[
     need(&["GetObject"], &["s3:GetObject"], Resource::ReportObjects),
     // Without ListBucket a GET of a missing file answers 403, not 404.
     need(&["GetObject"], &["s3:ListBucket"], Resource::ReportBucket),
+    // "Report Ready", through `notify::put_event`.
     need(&["PutEvents"], &["events:PutEvents"], Resource::EventBus),
 ];
 

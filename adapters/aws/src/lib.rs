@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod dynamo;
 pub mod filter_source;
 pub mod hold;
+pub mod logging;
 pub mod metrics;
 pub mod notifications;
 pub mod notify;

@@ -70,40 +70,51 @@ impl Notifier for QueueAndBus {
                 target: self.review_queue_url.clone(),
                 message: format!("{e:?}"),
             })?;
-        let Some(bus) = &self.event_bus else {
-            return Ok(());
-        };
-        let out = self
-            .events
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(bus)
-                    .source(EVENT_SOURCE)
-                    .detail_type(EVENT_DETAIL_TYPE)
-                    .detail(body)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| StorageError {
-                operation: "PutEvents",
-                target: bus.clone(),
-                message: format!("{e:?}"),
-            })?;
-        if out.failed_entry_count() > 0 {
-            let why = out
-                .entries()
-                .iter()
-                .filter_map(|e| e.error_message())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(StorageError {
-                operation: "PutEvents",
-                target: bus.clone(),
-                message: format!("event rejected: {why}"),
-            });
+        match &self.event_bus {
+            Some(bus) => put_event(&self.events, bus, EVENT_DETAIL_TYPE, body).await,
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Publish one event of hashgate's (source [`EVENT_SOURCE`]) on `bus`: "Case Opened" here,
+/// "Report Ready" for report packages. An entry the bus rejects is an error, with its
+/// reason.
+pub(crate) async fn put_event(
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    detail_type: &str,
+    detail: String,
+) -> Result<(), StorageError> {
+    let out = events
+        .put_events()
+        .entries(
+            PutEventsRequestEntry::builder()
+                .event_bus_name(bus)
+                .source(EVENT_SOURCE)
+                .detail_type(detail_type)
+                .detail(detail)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| StorageError {
+            operation: "PutEvents",
+            target: bus.to_string(),
+            message: format!("{e:?}"),
+        })?;
+    if out.failed_entry_count() > 0 {
+        let why = out
+            .entries()
+            .iter()
+            .filter_map(|e| e.error_message())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(StorageError {
+            operation: "PutEvents",
+            target: bus.to_string(),
+            message: format!("event rejected: {why}"),
+        });
+    }
+    Ok(())
 }

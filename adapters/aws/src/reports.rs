@@ -14,7 +14,6 @@
 //! "Report Ready" is published on the stack's event bus (source `hashgate`), its detail the
 //! [`ReportReady`] JSON, as [`crate::notify`] publishes "Case Opened".
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
@@ -615,38 +614,7 @@ impl ReportOutbox for S3Reports {
             target: bus.clone(),
             message: e.to_string(),
         })?;
-        let out = self
-            .events
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(bus)
-                    .source(EVENT_SOURCE)
-                    .detail_type(EVENT_DETAIL_TYPE)
-                    .detail(detail)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| StorageError {
-                operation: "PutEvents",
-                target: bus.clone(),
-                message: format!("{e:?}"),
-            })?;
-        if out.failed_entry_count() > 0 {
-            let why = out
-                .entries()
-                .iter()
-                .filter_map(|e| e.error_message())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(StorageError {
-                operation: "PutEvents",
-                target: bus.clone(),
-                message: format!("event rejected: {why}"),
-            });
-        }
-        Ok(())
+        crate::notify::put_event(&self.events, bus, EVENT_DETAIL_TYPE, detail).await
     }
 }
 

@@ -2,7 +2,6 @@
 //! it the "Report Ready" events of the stack's event bus (an EventBridge rule). Outside
 //! Lambda there is nothing to run: `hashgate reports send <case>` sends a package by hand.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use hashgate_report_sender::config::Config;
@@ -13,20 +12,7 @@ use serde_json::{json, Value};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HASHGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if in_lambda {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .without_time()
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(std::io::stdout().is_terminal())
-            .init();
-    }
+    hashgate_aws::logging::init(in_lambda);
     if !in_lambda {
         anyhow::bail!(
             "the report sender runs in AWS Lambda only (AWS_LAMBDA_RUNTIME_API is not set); \

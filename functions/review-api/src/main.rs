@@ -5,7 +5,6 @@
 //!   `lambda_http`.
 //! - Elsewhere: a plain HTTP server on `HASHGATE_REVIEW_BIND` (default 127.0.0.1:8790).
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -14,20 +13,7 @@ use hashgate_review_api::{config::Config, deployed, routes};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HASHGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if in_lambda {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .without_time()
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(std::io::stdout().is_terminal())
-            .init();
-    }
+    hashgate_aws::logging::init(in_lambda);
     let config = Config::from_env()?;
     let router = routes::router(deployed::connect(&config).await);
     if in_lambda {

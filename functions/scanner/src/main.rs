@@ -6,7 +6,6 @@
 //!   handler, deleting only the messages that succeeded, so self-hosted S3-compatible stores
 //!   (MinIO, Ceph) and the local stack use it unchanged.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use hashgate_scanner::{app, config, worker};
@@ -16,20 +15,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HASHGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if in_lambda {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .without_time()
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(std::io::stdout().is_terminal())
-            .init();
-    }
+    hashgate_aws::logging::init(in_lambda);
 
     let config = config::Config::from_env()?;
     // In Lambda, each invocation's tally goes to CloudWatch as an embedded-metric log line.
