@@ -36,7 +36,7 @@ pub fn import_list<R: Read>(
 ) -> Result<(ParseSummary, ImportStats), ImportError> {
     let mut summary = ParseSummary::default();
     let stats = store.import(|imp| -> Result<(), ImportError> {
-        summary = lists::parse(reader, format, options, &mut |entry| {
+        summary = lists::guard::import(reader, format, options, op, &mut |entry| {
             imp.apply(&entry, op).map_err(|e| e.to_string())
         })?;
         Ok(())

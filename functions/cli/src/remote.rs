@@ -73,7 +73,7 @@ impl Target for StackTarget {
     ) -> anyhow::Result<(ParseSummary, ImportStats)> {
         // Pass 1: the whole file must be valid before anything is written.
         let (reader, bar) = open_with_progress(path)?;
-        let summary = lists::parse(reader, format, options, &mut |_| Ok(()))?;
+        let summary = lists::guard::import(reader, format, options, op, &mut |_| Ok(()))?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -128,7 +128,7 @@ async fn stage_and_commit(
     let parser = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let (reader, bar) = open_with_progress(&path_owned)?;
         let mut batch = Vec::with_capacity(APPLY_BATCH);
-        lists::parse(reader, format, &options_owned, &mut |entry| {
+        lists::guard::import(reader, format, &options_owned, op, &mut |entry| {
             batch.push(entry);
             if batch.len() == APPLY_BATCH {
                 tx.blocking_send(std::mem::take(&mut batch))

@@ -449,3 +449,50 @@ fn help_is_everywhere() {
         assert!(stdout(&out).contains("Usage: hashgate"), "{args:?}");
     }
 }
+
+#[test]
+fn a_list_adding_the_empty_files_digest_is_refused_so_zero_byte_files_never_match() {
+    let db = tempfile::tempdir().unwrap();
+    let dbp = db.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("bad.txt");
+    let empty = dir.path().join("empty.bin");
+    let real = dir.path().join("real.bin");
+    std::fs::write(&empty, b"").unwrap();
+    std::fs::write(&real, b"listed content").unwrap();
+    let real_md5 =
+        hashgate_core::digest::digest_bytes(b"listed content", hashgate_core::AlgorithmSet::ALL)
+            .get(hashgate_core::Algorithm::Md5)
+            .unwrap()
+            .to_hex();
+    std::fs::write(
+        &list,
+        format!("{real_md5}\nd41d8cd98f00b204e9800998ecf8427e\n"),
+    )
+    .unwrap();
+    let out = hashgate(&["lists", "import", "--db", dbp, list.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:2:", list.display())) && err.contains("empty file"),
+        "{err}"
+    );
+    // Nothing of the file applied: neither the empty file nor the real entry matches.
+    let (_, lines) = scan_json(
+        db.path(),
+        &[empty.to_str().unwrap(), real.to_str().unwrap()],
+    );
+    assert!(lines.iter().all(|l| l["verdict"] == "clean"), "{lines:?}");
+    // A withdrawal of it is still accepted (a store that took it before can be mended).
+    let out = hashgate(&[
+        "lists",
+        "import",
+        "--remove",
+        "--list",
+        "bad",
+        "--db",
+        dbp,
+        list.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 
 mod csv;
+pub mod guard;
 mod lines;
 mod plain;
 mod vics;
