@@ -10,7 +10,10 @@
 //! - **CSV**: the header `md5,sha1,sha256,category,id`, then one row per record: the record's
 //!   digests in their columns (the others empty), its category and its id (empty when none).
 //!   Fields are quoted only where needed (a comma, a quote, a line break), quotes doubled.
-//!   There is no `list` column, so the list name is the one given at import.
+//!   There is no `list` column, so the list name is the one given at import — unless the
+//!   writer was made [`with_lists`](ListWriter::with_lists): then the header is
+//!   `md5,sha1,sha256,list,category,id` and each row names its list, which the reader takes
+//!   row by row (an export of several lists with their provenance).
 //! - **VICS**: a Project VIC / VICS 2.0 JSON document,
 //!   `{"@odata.context":"…/2.0.xml/US/$metadata#Media","value":[…]}`, one media record per
 //!   line with `MediaID` (the entry id, a string), `Category` (a string) and `MD5`, `SHA1`,
@@ -38,6 +41,8 @@ pub const VICS_CONTEXT: &str =
 
 /// The CSV header written here.
 pub const CSV_HEADER: &str = "md5,sha1,sha256,category,id";
+/// The CSV header of a writer [`with_lists`](ListWriter::with_lists).
+pub const CSV_HEADER_WITH_LISTS: &str = "md5,sha1,sha256,list,category,id";
 
 /// Why a list could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,8 @@ pub enum WriteError {
         digest: String,
         reason: String,
     },
+    #[error("{0} lists cannot name the list of each entry: write one list at a time, or CSV")]
+    NoListColumn(&'static str),
     #[error("write error: {0}")]
     Io(#[from] io::Error),
 }
@@ -86,6 +93,7 @@ pub struct ListWriter<W: Write> {
     pending: Option<Record>,
     summary: WriteSummary,
     started: bool,
+    lists: bool,
 }
 
 impl<W: Write> ListWriter<W> {
@@ -96,18 +104,39 @@ impl<W: Write> ListWriter<W> {
             pending: None,
             summary: WriteSummary::default(),
             started: false,
+            lists: false,
         }
+    }
+
+    /// Name each record's list: a CSV writer gets a `list` column. Plain and VICS lists
+    /// cannot carry a list name; for them this is refused.
+    pub fn with_lists(mut self) -> Result<Self, WriteError> {
+        if self.format != ListFormat::Csv {
+            return Err(WriteError::NoListColumn(self.format.name()));
+        }
+        self.lists = true;
+        Ok(self)
     }
 
     /// Add one entry. An entry that could not be read back unchanged is refused and nothing
     /// of it is written; the writer can go on.
     pub fn entry(&mut self, entry: &ListEntry) -> Result<(), WriteError> {
         let index = self.summary.entries + 1;
-        writable(&entry.provenance).map_err(|reason| WriteError::Entry {
-            index,
-            digest: format!("{} {}", entry.digest.algorithm(), entry.digest.to_hex()),
-            reason,
-        })?;
+        writable(&entry.provenance)
+            .and_then(|()| {
+                match self.lists && entry.provenance.list.trim() != entry.provenance.list {
+                    true => Err(format!(
+                        "list name {:?} has white space at either end (readers drop it)",
+                        entry.provenance.list
+                    )),
+                    false => Ok(()),
+                }
+            })
+            .map_err(|reason| WriteError::Entry {
+                index,
+                digest: format!("{} {}", entry.digest.algorithm(), entry.digest.to_hex()),
+                reason,
+            })?;
         self.start()?;
         let at = slot(entry.digest.algorithm());
         let joins = self.format != ListFormat::Plain
@@ -157,6 +186,7 @@ impl<W: Write> ListWriter<W> {
         }
         match self.format {
             ListFormat::Plain => Ok(()),
+            ListFormat::Csv if self.lists => writeln!(self.out, "{CSV_HEADER_WITH_LISTS}"),
             ListFormat::Csv => writeln!(self.out, "{CSV_HEADER}"),
             ListFormat::Vics => {
                 self.out.write_all(b"{\"@odata.context\":")?;
@@ -182,13 +212,12 @@ impl<W: Write> ListWriter<W> {
             }
             ListFormat::Csv => {
                 let hex = |i: usize| r.digests[i].map(|d| d.to_hex()).unwrap_or_default();
-                let fields = [
-                    hex(0),
-                    hex(1),
-                    hex(2),
-                    csv_field(r.provenance.category.as_deref().unwrap_or("")),
-                    csv_field(r.provenance.id.as_deref().unwrap_or("")),
-                ];
+                let mut fields = vec![hex(0), hex(1), hex(2)];
+                if self.lists {
+                    fields.push(csv_field(&r.provenance.list));
+                }
+                fields.push(csv_field(r.provenance.category.as_deref().unwrap_or("")));
+                fields.push(csv_field(r.provenance.id.as_deref().unwrap_or("")));
                 writeln!(self.out, "{}", fields.join(","))
             }
             ListFormat::Vics => {
@@ -262,6 +291,41 @@ fn csv_field(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::lines::test_support::{MD5, SHA1, SHA256};
+
+    #[test]
+    fn a_csv_with_lists_keeps_each_entrys_list() {
+        let mut a = entry(Algorithm::Md5, MD5, Some("7"), Some("A1"));
+        a.provenance.list = "ncmec, hashes".into();
+        let mut b = entry(Algorithm::Sha1, SHA1, None, None);
+        b.provenance.list = "iwf".into();
+        let mut out = Vec::new();
+        let mut w = ListWriter::new(&mut out, ListFormat::Csv)
+            .with_lists()
+            .unwrap();
+        w.entry(&a).unwrap();
+        w.entry(&b).unwrap();
+        w.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(CSV_HEADER_WITH_LISTS), "{text}");
+        let options = ParseOptions {
+            source_name: "export".into(),
+            default_list: "from-partner".into(),
+        };
+        let mut read = Vec::new();
+        parse(text.as_bytes(), ListFormat::Csv, &options, &mut |e| {
+            read.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read, [a, b]);
+        for format in [ListFormat::Plain, ListFormat::Vics] {
+            let err = ListWriter::new(Vec::new(), format)
+                .with_lists()
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("one list at a time"), "{err}");
+        }
+    }
     use super::super::{parse, ParseOptions};
     use super::*;
 
