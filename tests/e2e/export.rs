@@ -194,4 +194,35 @@ async fn an_exported_list_imports_into_a_fresh_store_and_matches_the_confirmed_f
         text(&out)
     );
     assert!(!bad.exists());
+
+    // The stack's own store exports too: every list, each row naming its list — the
+    // imported one, and the own list the confirmation added to.
+    let all = dir.path().join("all.csv");
+    let out = run(stack
+        .command(bin("hashgate"))
+        .env_remove("HASHGATE_DB")
+        .args(["lists", "export", "--all", "--output"])
+        .arg(&all));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let csv = std::fs::read_to_string(&all).unwrap();
+    assert!(
+        csv.starts_with("md5,sha1,sha256,list,category,id\n"),
+        "{csv}"
+    );
+    for (digest, list) in [
+        (md5_hex(&confirmed), "e2e-list"),
+        (md5_hex(&open), "e2e-list"),
+        (md5_hex(&confirmed), "own-confirmed"),
+    ] {
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with(&format!("{digest},,,{list},"))),
+            "{digest} on {list}: {csv}"
+        );
+    }
+    assert!(
+        !csv.lines()
+            .any(|l| l.starts_with(&format!("{},,,own-confirmed,", md5_hex(&open)))),
+        "the open case is on no own list: {csv}"
+    );
 }

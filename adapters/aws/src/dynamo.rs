@@ -36,7 +36,7 @@ use hashgate_core::feedback::{
     enable_on, matching, record_on, EntryFeedback, EntryKey, FeedbackError, ListFeedback, Recorded,
 };
 use hashgate_core::generations::{stage_entry, visible, Generations, VersionedEntry};
-use hashgate_core::lists::ListEntry;
+use hashgate_core::lists::{ListEntry, Provenance};
 use hashgate_core::pipeline::{CaseStore, StorageError};
 use hashgate_core::review::{
     created_key, CasePage, CaseQuery, RevealGrant, RevealRecord, ReviewStore, Updated,
@@ -480,6 +480,57 @@ impl DynamoHashes {
                     f(&d);
                     n += 1;
                 }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(n),
+            }
+        }
+    }
+}
+
+impl DynamoHashes {
+    /// Every digest with the entries a lookup would give it now (committed, not withdrawn,
+    /// not suppressed), page by page (a paginated scan), for an export. The generations are
+    /// read once first: an import committing during the walk shows up whole or not at all.
+    pub async fn for_each_entry(
+        &self,
+        mut f: impl FnMut(Digest, Vec<Provenance>) -> Result<(), String>,
+    ) -> Result<u64, StoreError> {
+        let (_, generations) = self.meta().await?;
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut n = 0;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
+            for item in out.items() {
+                let Some(key) = item.get("digest").and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                let Some(digest) = parse_digest_key(key) else {
+                    continue; // the meta item
+                };
+                let feedback = feedback_of(item).unwrap_or_else(|reason| {
+                    tracing::error!(digest = %key, %reason, "unreadable list feedback ignored");
+                    Vec::new()
+                });
+                let provenance =
+                    matching(&digest, visible(&entries_of(item), &generations), &feedback);
+                if provenance.is_empty() {
+                    continue;
+                }
+                f(digest, provenance).map_err(|message| StoreError::Backend {
+                    location: self.location(),
+                    message,
+                })?;
+                n += 1;
             }
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),

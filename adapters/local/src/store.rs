@@ -318,6 +318,61 @@ impl StoreSnapshot {
             .sum()
     }
 
+    /// Call `f` with every digest and the list entries it has, in key order (an export);
+    /// returns how many digests. An error `f` returns stops the walk and is passed on.
+    pub fn for_each_entry<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(Digest, Vec<Provenance>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let table = self
+            .txn
+            .open_table(DIGESTS)
+            .map_err(|e| be(&self.location, e))?;
+        let names = self
+            .txn
+            .open_table(LIST_NAMES)
+            .map_err(|e| be(&self.location, e))?;
+        let mut known: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
+        let mut n = 0;
+        for row in table
+            .range::<&[u8]>(..)
+            .map_err(|e| be(&self.location, e))?
+        {
+            let (k, v) = row.map_err(|e| be(&self.location, e))?;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                location: self.location.clone(),
+                key: format!("{:?}", k.value()),
+                reason,
+            };
+            let digest =
+                Digest::from_key(k.value()).ok_or_else(|| corrupt("not a digest key".into()))?;
+            let records = decode(v.value()).map_err(corrupt)?;
+            let mut provenance = Vec::with_capacity(records.len());
+            for r in records {
+                let list = match known.get(&r.list) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = names
+                            .get(r.list)
+                            .map_err(|e| be(&self.location, e))?
+                            .map(|g| g.value().to_string())
+                            .ok_or_else(|| corrupt(format!("names unknown list id {}", r.list)))?;
+                        known.insert(r.list, l.clone());
+                        l
+                    }
+                };
+                provenance.push(Provenance {
+                    list,
+                    id: r.id,
+                    category: r.category,
+                });
+            }
+            f(digest, provenance)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Call `f` with every digest key (see [`Digest::key`]) in key order; returns how many.
     pub fn for_each_key(&self, mut f: impl FnMut(&[u8])) -> Result<u64, StoreError> {
         let table = self

@@ -217,16 +217,28 @@ pub struct ImportArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["confirmed", "from", "all"])))]
 pub struct ExportArgs {
-    /// Export the digests of confirmed cases (the only export so far).
-    #[arg(long, required = true)]
+    /// Export the digests of the stack's confirmed cases, as the provider's own list.
+    #[arg(long)]
     pub confirmed: bool,
+    /// Export this list of the hash store (again for more lists), with its entry ids and
+    /// categories.
+    #[arg(long, value_name = "NAME")]
+    pub from: Vec<String>,
+    /// Export every list of the hash store (CSV names each entry's list).
+    #[arg(long)]
+    pub all: bool,
+    /// For --from and --all: the hash database directory; without it, the stack named by
+    /// HASHGATE_HASH_TABLE.
+    #[arg(long, env = "HASHGATE_DB", value_name = "DIR")]
+    pub db: Option<PathBuf>,
     /// List format: plain, csv or vics; by default from the output file's name as `lists
     /// import` reads it (.csv is csv, .json is vics, else plain), csv on standard output.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<ListFormat>,
-    /// The provider's own list the entries belong to (in the counts; importers name the list
-    /// themselves).
+    /// With --confirmed: the provider's own list the entries belong to (in the counts;
+    /// importers name the list themselves).
     #[arg(long, value_name = "NAME", default_value = hashgate_core::share::DEFAULT_LIST)]
     pub list: String,
     /// Output file, or `-` for standard output (the default).

@@ -496,3 +496,117 @@ fn a_list_adding_the_empty_files_digest_is_refused_so_zero_byte_files_never_matc
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// The matches of one scanned file as (list, category, id), sorted.
+fn provenance_of(db: &Path, file: &str) -> Vec<(String, String, String)> {
+    let (_, lines) = scan_json(db, &[&fixture(file)]);
+    let mut got: Vec<(String, String, String)> = lines[0]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
+            (s("list"), s("category"), s("id"))
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    got
+}
+
+#[test]
+fn lists_export_with_their_provenance_and_import_elsewhere_unchanged() {
+    let db = imported_db();
+    let dbp = db.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Every list, as CSV with a list column: a fresh store matches exactly as the first.
+    let all = dir.path().join("all.csv");
+    let out = hashgate(&[
+        "lists",
+        "export",
+        "--all",
+        "--db",
+        dbp,
+        "-o",
+        all.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&all).unwrap();
+    assert!(
+        text.starts_with("md5,sha1,sha256,list,category,id\n"),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("clearinghouse"), "{}", stderr(&out));
+    let fresh = tempfile::tempdir().unwrap();
+    let freshp = fresh.path().to_str().unwrap();
+    let out = hashgate(&["lists", "import", "--db", freshp, all.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for file in [
+        "files/sample-3.txt",
+        "files/sample-5.txt",
+        "files/sample-2.txt",
+    ] {
+        let want = provenance_of(db.path(), file);
+        assert!(!want.is_empty(), "{file} matches in the first store");
+        assert_eq!(provenance_of(fresh.path(), file), want, "{file}");
+    }
+    assert!(provenance_of(fresh.path(), "files/clean-1.txt").is_empty());
+
+    // One list, as VICS: its ids and categories, under the name the importer gives.
+    let one = dir.path().join("clearinghouse.json");
+    let out = hashgate(&[
+        "lists",
+        "export",
+        "--from",
+        "clearinghouse",
+        "--db",
+        dbp,
+        "-o",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let other = tempfile::tempdir().unwrap();
+    let otherp = other.path().to_str().unwrap();
+    let out = hashgate(&[
+        "lists",
+        "import",
+        "--db",
+        otherp,
+        "--list",
+        "partner",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        provenance_of(other.path(), "files/sample-3.txt"),
+        [(
+            "partner".to_string(),
+            "A1".to_string(),
+            "CH-0003".to_string()
+        )]
+    );
+    assert!(
+        provenance_of(other.path(), "files/sample-5.txt").is_empty(),
+        "only that list"
+    );
+
+    // A list the store does not have is an error, and nothing is written.
+    let none = dir.path().join("none.csv");
+    let out = hashgate(&[
+        "lists",
+        "export",
+        "--from",
+        "no-such-list",
+        "--db",
+        dbp,
+        "-o",
+        none.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("no-such-list"), "{}", stderr(&out));
+    assert!(!none.exists(), "no file left behind");
+    // Something to export must be named.
+    let out = hashgate(&["lists", "export", "--db", dbp]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
