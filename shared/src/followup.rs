@@ -122,12 +122,14 @@ pub struct ReportReady {
 
 /// Where report packages go.
 pub trait ReportOutbox: Send + Sync {
-    /// Write the package. A package already written for the case is kept as it is (the
-    /// reports bucket is under Object Lock; the first one is the one that counts) and its
-    /// location returned.
+    /// Write the package, under a legal hold when `legal_hold` (the case is held, so its
+    /// package is preserved as its evidence is). A package already written for the case is
+    /// kept as it is (the reports bucket is under Object Lock; the first one is the one
+    /// that counts) and its location returned.
     fn write_package(
         &self,
         files: &PackageFiles,
+        legal_hold: bool,
     ) -> impl Future<Output = Result<PackageLocation, StorageError>> + Send;
 
     /// Announce a package ("Report Ready").
@@ -150,8 +152,9 @@ impl<T: ReportOutbox> ReportOutbox for std::sync::Arc<T> {
     fn write_package(
         &self,
         files: &PackageFiles,
+        legal_hold: bool,
     ) -> impl Future<Output = Result<PackageLocation, StorageError>> + Send {
-        (**self).write_package(files)
+        (**self).write_package(files, legal_hold)
     }
     fn announce(
         &self,
@@ -306,7 +309,10 @@ where
             source,
         }
     })?;
-    let location = ports.outbox.write_package(&files).await?;
+    let location = ports
+        .outbox
+        .write_package(&files, case.legal_hold.is_some())
+        .await?;
     ports
         .outbox
         .announce(&ReportReady {
@@ -702,6 +708,28 @@ mod tests {
                 1
             );
         }
+    }
+
+    #[test]
+    fn a_held_cases_package_is_written_under_the_hold() {
+        let w = World::new();
+        let confirmed = w.decided(Decision::Confirm);
+        assert!(!w.reports.held("case-1"));
+        let mut held = confirmed.clone();
+        held.legal_hold = Some(crate::case::LegalHold {
+            by: "counsel".into(),
+            at: now(),
+            reason: "preservation request".into(),
+        });
+        held.revision += 1;
+        let entry = AuditEntry::new("case-1", now(), "counsel", AuditAction::HoldPlaced, "held");
+        assert!(matches!(
+            pollster::block_on(w.cases.update(&held, entry)).unwrap(),
+            Updated::Written(_)
+        ));
+        w.run(true).unwrap();
+        assert!(w.reports.package("case-1").is_some());
+        assert!(w.reports.held("case-1"), "written under the case's hold");
     }
 
     #[test]

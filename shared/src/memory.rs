@@ -675,6 +675,7 @@ impl crate::followup::OwnList for MemoryStore {
 #[derive(Debug, Default)]
 pub struct MemoryReports {
     packages: Mutex<BTreeMap<String, crate::followup::PackageFiles>>,
+    held: Mutex<std::collections::BTreeSet<String>>,
     ready: Mutex<Vec<crate::followup::ReportReady>>,
     fail_write: Mutex<bool>,
     fail_announce: Mutex<bool>,
@@ -685,6 +686,11 @@ impl MemoryReports {
 
     pub fn package(&self, case_id: &str) -> Option<crate::followup::PackageFiles> {
         lock(&self.packages).get(case_id).cloned()
+    }
+
+    /// Whether the case's package was written under a legal hold.
+    pub fn held(&self, case_id: &str) -> bool {
+        lock(&self.held).contains(case_id)
     }
 
     pub fn ready(&self) -> Vec<crate::followup::ReportReady> {
@@ -706,9 +712,13 @@ impl crate::followup::ReportOutbox for MemoryReports {
     async fn write_package(
         &self,
         files: &crate::followup::PackageFiles,
+        legal_hold: bool,
     ) -> Result<crate::followup::PackageLocation, StorageError> {
         if std::mem::take(&mut *lock(&self.fail_write)) {
             return Err(injected("write_package"));
+        }
+        if legal_hold {
+            lock(&self.held).insert(files.case_id.clone());
         }
         lock(&self.packages)
             .entry(files.case_id.clone())

@@ -207,10 +207,13 @@ async fn a_package_is_kept_once_listed_validated_and_sent_once() {
     let second = PackageFiles::build(&case, &[], &other, at(1_795_259_999)).unwrap();
     assert_ne!(first.report_xml, second.report_xml);
     assert_ne!(first.manifest, second.manifest);
-    let location = reports.write_package(&first).await.unwrap();
+    let location = reports.write_package(&first, false).await.unwrap();
     assert_eq!(location.bucket, bucket);
     assert_eq!(location.prefix, format!("reports/{case_id}/"));
-    assert_eq!(reports.write_package(&second).await.unwrap(), location);
+    assert_eq!(
+        reports.write_package(&second, false).await.unwrap(),
+        location
+    );
     assert_eq!(
         reports.read_package(&case_id).await.unwrap(),
         Some(first.clone())
@@ -410,7 +413,7 @@ async fn a_package_is_kept_once_listed_validated_and_sent_once() {
     let out = hashgate(&["reports", "send", &other_id], &with_secret);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("no report package"), "{}", text(&out));
-    reports.write_package(&files).await.unwrap();
+    reports.write_package(&files, false).await.unwrap();
     assert_eq!(reports.read_package(&other_id).await.unwrap(), Some(files));
     // Its evidence was never quarantined: no report is opened for it.
     let out = hashgate(&["reports", "send", &other_id], &with_secret);
@@ -418,6 +421,27 @@ async fn a_package_is_kept_once_listed_validated_and_sent_once() {
     assert!(text(&out).contains("nothing was sent"), "{}", text(&out));
     assert_eq!(reports.read_state(&other_id).await.unwrap(), None);
     assert_eq!(server.lock().unwrap().submissions, 1);
+
+    // A held case's package is written under the hold; another's is not.
+    let mut held_case = case.clone();
+    held_case.case_id = format!("{case_id}-held");
+    let held = PackageFiles::build(&held_case, &[], &config(), at(1_795_256_000)).unwrap();
+    let held_at = reports.write_package(&held, true).await.unwrap();
+    for (prefix, want) in [(&held_at.prefix, true), (&location.prefix, false)] {
+        for file in ["report.xml", "manifest.json", "package.json"] {
+            let key = format!("{prefix}{file}");
+            let status = s3
+                .get_object_legal_hold()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.legal_hold().and_then(|h| h.status().cloned()));
+            let on = status == Some(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On);
+            assert_eq!(on, want, "{key}: legal hold {status:?}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -506,7 +530,7 @@ async fn the_report_sender_sends_each_announced_package_once() {
             at(1_795_256_000),
         )
         .unwrap();
-        let location = reports.write_package(&files).await.unwrap();
+        let location = reports.write_package(&files, false).await.unwrap();
         announced.push(ReportReady {
             case_id: files.case_id.clone(),
             bucket: location.bucket,

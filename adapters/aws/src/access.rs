@@ -435,7 +435,12 @@ pub const BUCKET_NOTIFICATIONS: &[Need] = &[need(
 /// report package once (its files, `package.json` last and only if absent; a package
 /// already there is read back and kept) and announce it ("Report Ready").
 pub const REPORT_OUTBOX: &[Need] = &[
-    need(&["PutObject"], &["s3:PutObject"], Resource::ReportObjects),
+    // A held case's package is written under its legal hold (the header needs the action).
+    need(
+        &["PutObject"],
+        &["s3:PutObject", "s3:PutObjectLegalHold"],
+        Resource::ReportObjects,
+    ),
     need(&["GetObject"], &["s3:GetObject"], Resource::ReportObjects),
     // Without ListBucket a GET of a missing file answers 403, not 404.
     need(&["GetObject"], &["s3:ListBucket"], Resource::ReportBucket),

@@ -16,7 +16,7 @@
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumAlgorithm;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockLegalHoldStatus};
 use hashgate_core::case::QuarantineLocation;
 use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
 use hashgate_core::followup::{PackageFiles, PackageLocation, ReportOutbox, ReportReady};
@@ -279,6 +279,19 @@ impl S3Reports {
         content_type: &str,
         only_if_absent: bool,
     ) -> Result<bool, StorageError> {
+        self.put_held(key, body, content_type, only_if_absent, false)
+            .await
+    }
+
+    /// [`S3Reports::put`], under an Object Lock legal hold when `legal_hold`.
+    async fn put_held(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        only_if_absent: bool,
+        legal_hold: bool,
+    ) -> Result<bool, StorageError> {
         let mut request = self
             .client
             .put_object()
@@ -289,6 +302,9 @@ impl S3Reports {
             .checksum_algorithm(ChecksumAlgorithm::Sha256);
         if only_if_absent {
             request = request.if_none_match("*");
+        }
+        if legal_hold {
+            request = request.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
         }
         match request.send().await {
             Ok(_) => Ok(true),
@@ -566,7 +582,11 @@ impl S3Reports {
 }
 
 impl ReportOutbox for S3Reports {
-    async fn write_package(&self, files: &PackageFiles) -> Result<PackageLocation, StorageError> {
+    async fn write_package(
+        &self,
+        files: &PackageFiles,
+        legal_hold: bool,
+    ) -> Result<PackageLocation, StorageError> {
         let location = self.location(&files.case_id)?;
         let prefix = &location.prefix;
         check_package(files).map_err(|message| StorageError {
@@ -579,21 +599,28 @@ impl ReportOutbox for S3Reports {
             return Ok(location);
         }
         let report_key = format!("{prefix}{REPORT_XML}");
-        self.put(
+        self.put_held(
             &report_key,
             files.report_xml.as_bytes().to_vec(),
             "application/xml",
             false,
+            legal_hold,
         )
         .await?;
         let manifest_key = format!("{prefix}{MANIFEST_JSON}");
         let manifest = self.json(&manifest_key, &files.manifest)?;
-        self.put(&manifest_key, manifest, "application/json", false)
-            .await?;
+        self.put_held(
+            &manifest_key,
+            manifest,
+            "application/json",
+            false,
+            legal_hold,
+        )
+        .await?;
         let package_key = format!("{prefix}{PACKAGE_JSON}");
         let package = self.json(&package_key, files)?;
         if !self
-            .put(&package_key, package, "application/json", true)
+            .put_held(&package_key, package, "application/json", true, legal_hold)
             .await?
         {
             // Another writer's package came first: it is the one kept.
