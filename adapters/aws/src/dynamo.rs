@@ -456,87 +456,83 @@ impl DynamoHashes {
         Ok(number(out.attributes().and_then(|a| a.get("version"))).unwrap_or(0))
     }
 
-    /// Every digest in the table (a paginated scan), for building a filter.
-    pub async fn for_each_digest(&self, mut f: impl FnMut(&Digest)) -> Result<u64, StoreError> {
+    /// Every item of the table (the `digest` attribute only, when `digest_only`), page by
+    /// page (a consistent, paginated scan); an error `f` returns stops it.
+    async fn scan_items(
+        &self,
+        digest_only: bool,
+        mut f: impl FnMut(&HashMap<String, AttributeValue>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut start: Option<HashMap<String, AttributeValue>> = None;
-        let mut n = 0;
         loop {
             let out = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .projection_expression("digest")
+                .set_projection_expression(digest_only.then(|| "digest".to_string()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
-            for item in out.items() {
-                if let Some(d) = item
-                    .get("digest")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|s| parse_digest_key(s))
-                {
-                    f(&d);
-                    n += 1;
-                }
-            }
+            out.items().iter().try_for_each(&mut f)?;
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(n),
+                _ => return Ok(()),
             }
         }
     }
-}
 
-impl DynamoHashes {
+    /// Every digest in the table, for building a filter.
+    pub async fn for_each_digest(&self, mut f: impl FnMut(&Digest)) -> Result<u64, StoreError> {
+        let mut n = 0;
+        self.scan_items(true, |item| {
+            if let Some(d) = item
+                .get("digest")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|s| parse_digest_key(s))
+            {
+                f(&d);
+                n += 1;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(n)
+    }
+
     /// Every digest with the entries a lookup would give it now (committed, not withdrawn,
-    /// not suppressed), page by page (a paginated scan), for an export. The generations are
-    /// read once first: an import committing during the walk shows up whole or not at all.
+    /// not suppressed), for an export. The generations are read once first: an import
+    /// committing during the walk shows up whole or not at all.
     pub async fn for_each_entry(
         &self,
         mut f: impl FnMut(Digest, Vec<Provenance>) -> Result<(), String>,
     ) -> Result<u64, StoreError> {
         let (_, generations) = self.meta().await?;
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
         let mut n = 0;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend(&self.location(), sdk_message(&e)))?;
-            for item in out.items() {
-                let Some(key) = item.get("digest").and_then(|v| v.as_s().ok()) else {
-                    continue;
-                };
-                let Some(digest) = parse_digest_key(key) else {
-                    continue; // the meta item
-                };
-                let feedback = feedback_of(item).unwrap_or_else(|reason| {
-                    tracing::error!(digest = %key, %reason, "unreadable list feedback ignored");
-                    Vec::new()
-                });
-                let provenance =
-                    matching(&digest, visible(&entries_of(item), &generations), &feedback);
-                if provenance.is_empty() {
-                    continue;
-                }
-                f(digest, provenance).map_err(|message| StoreError::Backend {
-                    location: self.location(),
-                    message,
-                })?;
-                n += 1;
+        self.scan_items(false, |item| {
+            let Some(key) = item.get("digest").and_then(|v| v.as_s().ok()) else {
+                return Ok(());
+            };
+            let Some(digest) = parse_digest_key(key) else {
+                return Ok(()); // the meta item
+            };
+            let feedback = feedback_of(item).unwrap_or_else(|reason| {
+                tracing::error!(digest = %key, %reason, "unreadable list feedback ignored");
+                Vec::new()
+            });
+            let provenance = matching(&digest, visible(&entries_of(item), &generations), &feedback);
+            if provenance.is_empty() {
+                return Ok(());
             }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(n),
-            }
-        }
+            n += 1;
+            f(digest, provenance).map_err(|message| StoreError::Backend {
+                location: self.location(),
+                message,
+            })
+        })
+        .await?;
+        Ok(n)
     }
 }
 
