@@ -41,6 +41,7 @@ pub mod followup;
 pub mod generations;
 pub mod hold;
 pub mod lists;
+pub mod manifest;
 pub mod memory;
 pub mod pipeline;
 pub mod quarantine;
