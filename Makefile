@@ -21,8 +21,8 @@ XMLLINT := /usr/bin/xmllint
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-run: venv ## The whole flow locally: stack, lists, scanner, review queue, sample uploads; Ctrl-C stops it
-	$(CARGO) build -p hashgate-cli -p hashgate-scanner -p hashgate-review-api
+run: venv ## The whole flow locally: stack, lists, scanner, list sync, review queue, sample uploads; Ctrl-C stops it
+	$(CARGO) build -p hashgate-cli -p hashgate-scanner -p hashgate-review-api -p hashgate-hashlist-sync
 	scripts/stack.sh run
 
 demo-cli: ## The hashgate CLI alone on generated sample data (no stack)
@@ -74,9 +74,10 @@ bench-engines: ## Compare embedded storage engines for the exact store (10M entr
 	$(CARGO) run --release -p hashgate-bench --features engines --bin store-engines -- 10000000
 
 # Every function under functions/ that runs in Lambda (the CLI does not).
-FUNCTIONS := scanner review-api report-sender
+FUNCTIONS := scanner review-api report-sender hashlist-sync
 # The zips the test suites run under the Lambda runtime emulator (tests/e2e/lambda.rs):
-# `make test` packages only these (the report sender's handler is tested as a library).
+# `make test` packages only these (the report sender's and hashlist-sync's handlers are
+# tested as libraries).
 TESTED_FUNCTIONS := scanner review-api
 # x86_64 or arm64: must match the template's Architecture parameter.
 ARCH ?= x86_64
@@ -127,11 +128,11 @@ $(VENV)-checkov/.stamp: scripts/requirements-checkov.txt
 	$(VENV)-checkov/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
 	touch $@
 
-up: venv ## make run in the background: stack, sample lists, scanner worker, review API; writes .local/stack.env
-	$(CARGO) build -p hashgate-cli -p hashgate-scanner -p hashgate-review-api
+up: venv ## make run in the background: stack, sample lists, scanner and list sync workers, review API; writes .local/stack.env
+	$(CARGO) build -p hashgate-cli -p hashgate-scanner -p hashgate-review-api -p hashgate-hashlist-sync
 	scripts/stack.sh up
 
-down: ## Stop the review API, the scanner worker and the local AWS stack
+down: ## Stop the review API, the scanner and list sync workers and the local AWS stack
 	scripts/stack.sh down
 
 stack-status: venv ## Is the local AWS stack up, and which of its resources exist

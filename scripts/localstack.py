@@ -7,9 +7,12 @@
     localstack.py status [--stack hashgate] [--state-dir .local]
 
 `up` starts `moto_server` on 127.0.0.1:PORT in the background (`--port 0` picks a free
-port), reads the SAM template, evaluates its intrinsic functions the way CloudFormation
-would for a stack of that name in account 123456789012, region us-east-1 (moto's defaults),
-and creates every bucket, queue, queue policy, EventBridge rule, KMS key and alias, DynamoDB
+port) and makes sure it holds the local filter signing key: the Secrets Manager secret
+hashgate-local/filter-signing (`ed25519-private:<base64 seed>`), generated once per server,
+whose ARN and public key (`ed25519:<base64>`) it passes as the template's
+FilterSigningSecretArn and FilterPublicKeys unless `--param` names others. It then reads the
+SAM template, evaluates its intrinsic functions the way CloudFormation would for a stack of
+that name in account 123456789012, region us-east-1 (moto's defaults), and creates every bucket, queue, queue policy, EventBridge rule, KMS key and alias, DynamoDB
 table (with its indexes) and Cognito user pool, app client and group it declares, with the
 template's settings. In the user pool it creates the local reviewers, reviewer-a and
 reviewer-b (group reviewer) and admin-a (group admin), with generated passwords written to
@@ -50,10 +53,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import base64
+
 import boto3
 import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO / "infra" / "template.yaml"
@@ -67,6 +73,14 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PARTITION = "aws"
 
+# The local filter signing key: a Secrets Manager secret of the emulator whose SecretString
+# is the private key's text form, and the text forms' prefixes (shared/src/manifest.rs).
+SIGNING_SECRET = "hashgate-local/filter-signing"
+PRIVATE_KEY_PREFIX = "ed25519-private:"
+PUBLIC_KEY_PREFIX = "ed25519:"
+# The template parameters the key is passed as.
+SIGNING_PARAMS = ("FilterSigningSecretArn", "FilterPublicKeys")
+
 # Template output -> variable in stack.env. Every one must be an output of the template.
 OUTPUT_ENV = {
     "UploadBucketName": "HASHGATE_UPLOAD_BUCKET",
@@ -78,6 +92,8 @@ OUTPUT_ENV = {
     "AuditTableName": "HASHGATE_AUDIT_TABLE",
     "ScanQueueUrl": "HASHGATE_SCAN_QUEUE_URL",
     "ScanDeadLetterQueueUrl": "HASHGATE_SCAN_DLQ_URL",
+    "ListsQueueUrl": "HASHGATE_LISTS_QUEUE_URL",
+    "ListsDeadLetterQueueUrl": "HASHGATE_LISTS_DLQ_URL",
     "ReviewQueueUrl": "HASHGATE_REVIEW_QUEUE_URL",
     "AuditCheckpointBucketName": "HASHGATE_AUDIT_CHECKPOINT_BUCKET",
     "ReportsBucketName": "HASHGATE_REPORTS_BUCKET",
@@ -568,10 +584,14 @@ class Provisioner:
             for item in value:
                 api_item: dict[str, Any] = {api_target_key: item[target_key], "Events": [item["Event"]]}
                 rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules")
+                keys = ""
                 if rules:
                     api_item["Filter"] = {"Key": {"FilterRules": rules}}
+                    keys = " of " + " ".join(
+                        f"{r['Value']}*" if r["Name"].lower() == "prefix" else f"*{r['Value']}" for r in rules
+                    )
                 items.append(api_item)
-                described.append(f"{item['Event']} -> {item[target_key].rsplit(':', 1)[-1]}")
+                described.append(f"{item['Event']}{keys} -> {item[target_key].rsplit(':', 1)[-1]}")
             api[api_key] = items
         return api, described
 
@@ -615,10 +635,16 @@ class Provisioner:
         if "Description" in props:
             api["Description"] = props["Description"]
         arn = self.events.put_rule(**api)["RuleArn"]
-        targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets") or []]
+        # A target this script does not emulate (the alarm topic) is left out: the rule
+        # still matches, its events go nowhere.
+        all_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets") or []]
+        targets = [t for t in all_targets if _emulated_arn(t["Arn"])]
         if targets:
             self.events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
-        to = ", ".join(t["Arn"].rsplit(":", 1)[-1] for t in targets)
+        to = ", ".join(t["Arn"].rsplit(":", 1)[-1] for t in targets) or "no emulated target"
+        left_out = [t["Id"] for t in all_targets if t not in targets]
+        if left_out:
+            to += f" ({', '.join(left_out)} not emulated)"
         return Outcome(Created(name, {"Arn": arn}), "updated", f"{bus}: {name} -> {to}")
 
     # -- SQS --------------------------------------------------------------------------------
@@ -1073,6 +1099,12 @@ def check_template(evaluator: Evaluator) -> None:
             check_properties(spec["Type"], props, evaluator.where("Resources", logical))
 
 
+def _emulated_arn(arn: str) -> bool:
+    """Whether an ARN names something the emulator holds (not a placeholder of a resource
+    that is not emulated, whose Ref is its bare logical id)."""
+    return arn.startswith("arn:") and ":local-not-emulated:" not in arn
+
+
 def _code(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Code", ""))
 
@@ -1276,6 +1308,51 @@ def stop_server(state: State) -> int | None:
 # --------------------------------------------------------------------------------------
 
 
+def signing_key(endpoint: str) -> tuple[str, str, str]:
+    """The local filter signing key in the emulator's Secrets Manager: (secret ARN, public
+    key text, "created" or "exists"). Generated (Ed25519) and stored the first time, read
+    back afterwards, so every `up` of one server signs with the same key."""
+    config = Config(retries={"max_attempts": 2})
+    client = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
+    ).client("secretsmanager", endpoint_url=endpoint, config=config)
+    try:
+        found = client.get_secret_value(SecretId=SIGNING_SECRET)
+        arn, text, action = found["ARN"], found["SecretString"], "exists"
+    except ClientError as e:
+        if _code(e) != "ResourceNotFoundException":
+            raise StackError(f"secret {SIGNING_SECRET}: the emulator refused it: {e}") from e
+        seed = Ed25519PrivateKey.generate().private_bytes_raw()
+        text = PRIVATE_KEY_PREFIX + base64.b64encode(seed).decode("ascii")
+        arn = client.create_secret(
+            Name=SIGNING_SECRET,
+            Description="hashgate local stack: the filter manifests' Ed25519 signing key",
+            SecretString=text,
+        )["ARN"]
+        action = "created"
+    if not text.startswith(PRIVATE_KEY_PREFIX):
+        raise StackError(f"secret {SIGNING_SECRET} does not hold an {PRIVATE_KEY_PREFIX}<base64> key")
+    try:
+        seed = base64.b64decode(text.removeprefix(PRIVATE_KEY_PREFIX), validate=True)
+        key = Ed25519PrivateKey.from_private_bytes(seed)
+    except ValueError as e:
+        # The error names no part of the key.
+        raise StackError(f"secret {SIGNING_SECRET}: not a 32-byte Ed25519 seed in base64") from e
+    public = PUBLIC_KEY_PREFIX + base64.b64encode(key.public_key().public_bytes_raw()).decode("ascii")
+    return arn, public, action
+
+
+def placeholder_signing_params() -> dict[str, str]:
+    """Well-formed stand-ins for the signing key's parameters, for evaluating the template
+    before the emulator (and so the key) is there."""
+    return {
+        "FilterSigningSecretArn": (
+            f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{SIGNING_SECRET}-000000"
+        ),
+        "FilterPublicKeys": PUBLIC_KEY_PREFIX + base64.b64encode(bytes(32)).decode("ascii"),
+    }
+
+
 def provision(evaluator: Evaluator, endpoint: str) -> list[tuple[str, str, str, str]]:
     """Create every emulated resource; (action, type, logical id, summary) for each."""
     provisioner = Provisioner(endpoint, evaluator.stack)
@@ -1401,8 +1478,11 @@ def write_env(
 
 def cmd_up(args: argparse.Namespace) -> int:
     state = State(args.state_dir)
-    evaluator = Evaluator(load_template(args.template), _rel(args.template), args.stack, args.params)
-    check_template(evaluator)  # a template error stops us before anything starts
+    template = load_template(args.template)
+    own_key = not all(name in args.params for name in SIGNING_PARAMS)
+    # A template error stops us before anything starts (the key is made once moto runs).
+    stand_in = {**placeholder_signing_params(), **args.params} if own_key else args.params
+    check_template(Evaluator(template, _rel(args.template), args.stack, stand_in))
 
     running = state.running()
     if running is not None:
@@ -1417,6 +1497,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not _answers(endpoint):
         raise StackError(f"moto (pid {pid}) does not answer on {endpoint}; run `down` and `up` again")
 
+    overrides = dict(args.params)
+    if own_key:
+        arn, public, action = signing_key(endpoint)
+        print(f"filter signing key: {action} in secret {SIGNING_SECRET} (public key {public})")
+        overrides = {"FilterSigningSecretArn": arn, "FilterPublicKeys": public, **overrides}
+    evaluator = Evaluator(template, _rel(args.template), args.stack, overrides)
     params = ", ".join(f"{k}={v}" for k, v in evaluator.params.items())
     print(f"stack {args.stack!r} from {_rel(args.template)} ({params}):")
     for action, rtype, logical, summary in provision(evaluator, endpoint):
@@ -1512,7 +1598,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"moto: up at {endpoint} (pid {pid}){'' if answers else ', but NOT answering'}")
     if not answers:
         return 1
-    evaluator = Evaluator(load_template(args.template), _rel(args.template), args.stack, args.params)
+    # Only names are evaluated here: the signing key's parameters name none.
+    params = {**placeholder_signing_params(), **args.params}
+    evaluator = Evaluator(load_template(args.template), _rel(args.template), args.stack, params)
     provisioner = Provisioner(endpoint, args.stack)
     name_props = {
         "AWS::S3::Bucket": "BucketName",
