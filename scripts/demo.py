@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Upload sample files to the local stack's upload bucket and report what hashgate did.
 
-    demo.py [--state-dir .local] [--timeout 60]
+    demo.py [--state-dir .local] [--timeout 60] [--list-timeout 120]
 
 Reads STATE_DIR/stack.env (written by `make up`), uploads the fixture files (some are on the
 sample hash lists that `make up` imports) and a few generated ones, waits until every upload
 has a result, and prints: each upload's result, the cases opened, what is in quarantine and
-on the review queue, and where reviewers sign in to see them. The sample files are harmless
-text and random bytes.
+on the review queue, and where reviewers sign in to see them. Then it shows a hash-list
+update end to end: it drops a one-line list naming the MD5 of a freshly generated file into
+the lists bucket (incoming/demo-dropped/), and uploads that file until the scanner
+quarantines it, which takes hashlist-sync's import and signed publication and the scanner's
+next filter refresh (at most --list-timeout seconds). The sample files are harmless text and
+random bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -73,10 +78,91 @@ def result(s3, bucket: str, key: str, version: str | None, quarantine_keys: dict
     return None
 
 
+def settled_list_file(s3, bucket: str, name: str) -> tuple[str, str] | None:
+    """Where hashlist-sync put a dropped list file: ("applied" or "rejected", key), or None
+    while it is not there yet."""
+    for outcome in ("applied", "rejected"):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{outcome}/")
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith(f"demo-dropped/{name}"):
+                    return outcome, obj["Key"]
+    return None
+
+
+def list_update(s3, dynamo, env: dict[str, str], timeout: float) -> bool:
+    """Drop a list naming a fresh file's MD5 into the lists bucket, then upload the file
+    until the scanner quarantines it; print what happened and how long it took."""
+    lists_bucket, uploads_bucket = env["HASHGATE_LISTS_BUCKET"], env["HASHGATE_UPLOAD_BUCKET"]
+    body = b"hashgate demo: a file that a list names only after it is first seen\n" + os.urandom(32)
+    md5 = hashlib.md5(body).hexdigest()  # noqa: S324 - the list's digest, not a security use
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    name = f"{stamp}-{md5[:8]}.txt"
+    list_key = f"incoming/demo-dropped/{name}"
+    text = f"# hashgate demo: dropped into the lists bucket by scripts/demo.py\n{md5}\n"
+    print(f"\n== hash-list update: dropping s3://{lists_bucket}/{list_key}")
+    print(f"   (one entry: MD5 {md5} of a file generated just now)")
+    started = time.monotonic()
+    deadline = started + timeout
+    s3.put_object(Bucket=lists_bucket, Key=list_key, Body=text.encode())
+
+    settled = None
+    while time.monotonic() < deadline and settled is None:
+        settled = settled_list_file(s3, lists_bucket, name)
+        if settled is None:
+            time.sleep(0.5)
+    if settled is None:
+        print(f"   the list was not imported within {timeout:.0f} s: see hashlist-sync's log")
+        return False
+    outcome, key = settled
+    took = time.monotonic() - started
+    if outcome == "rejected":
+        reason = s3.get_object(Bucket=lists_bucket, Key=key + ".reason.json")["Body"].read().decode()
+        print(f"   REJECTED after {took:.1f} s: s3://{lists_bucket}/{key}\n   {reason.strip()}")
+        return False
+    print(f"   imported and published as a signed filter in {took:.1f} s (now {key})")
+
+    # Until the scanner's next filter refresh an upload of the file is still clean; each
+    # attempt is a new key, and the first quarantined one ends the wait.
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        last = None
+        key = f"demo-list-update/fresh-{stamp}-{attempt}.bin"
+        version = s3.put_object(Bucket=uploads_bucket, Key=key, Body=body).get("VersionId")
+        while time.monotonic() < deadline:
+            quarantined = {c["key"]["S"]: c for c in cases(dynamo, env["HASHGATE_CASE_TABLE"])}
+            if key in quarantined:
+                case = quarantined[key]
+                record = json.loads(case["record"]["S"])
+                lists = ", ".join(sorted({m["list"] for m in record["matches"]}))
+                total = time.monotonic() - started
+                print(
+                    f"   upload {attempt} ({key}) QUARANTINED as case {case['case_id']['S']} "
+                    f"(lists: {lists}), {total:.1f} s after the list was dropped"
+                )
+                return True
+            last = result(s3, uploads_bucket, key, version, {})
+            if last is not None:
+                break
+            time.sleep(0.5)
+        if last is not None:
+            print(f"   upload {attempt} ({key}): {last} (the scanner has not loaded the new filter yet)")
+            time.sleep(2)
+    print(f"   no upload of the file was quarantined within {timeout:.0f} s: see the scanner's log")
+    return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", type=Path, default=REPO / ".local")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--list-timeout",
+        type=float,
+        default=120.0,
+        help="seconds the hash-list update may take, from the drop to a quarantined upload",
+    )
     args = parser.parse_args()
     env = load_env(args.state_dir)
     session = boto3.session.Session(
@@ -140,7 +226,8 @@ def main() -> int:
     scanned = len(results)
     clean = sum(1 for r in results.values() if r == "clean")
     print(f"\n== {len(versions)} uploaded, {scanned} scanned: {clean} clean, {len(opened)} quarantined")
-    return 0 if scanned == len(versions) else 1
+    updated = list_update(s3, dynamo, env, min(args.list_timeout, 120.0))
+    return 0 if scanned == len(versions) and updated else 1
 
 
 if __name__ == "__main__":

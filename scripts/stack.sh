@@ -2,10 +2,12 @@
 # The whole hashgate flow on this machine: the local AWS stack (moto, from
 # infra/template.yaml, with the review queue's user pool and reviewers), the sample hash
 # lists imported into its exact store, the scanner running as a worker on its scan queue,
-# and the review API serving the reviewers' page on 127.0.0.1.
+# hashlist-sync running as a worker on the lists queue (list files dropped into the lists
+# bucket's incoming/ are imported and published as signed filters), and the review API
+# serving the reviewers' page on 127.0.0.1.
 #
 #   scripts/stack.sh up     start everything in the background (make up)
-#   scripts/stack.sh down   stop the review API, the scanner and the stack (make down)
+#   scripts/stack.sh down   stop the review API, the workers and the stack (make down)
 #   scripts/stack.sh run    up, upload sample files, report what happened, run until Ctrl-C
 #
 # Needs `make venv` and the debug binaries (the Makefile targets take care of both).
@@ -19,6 +21,10 @@ mkdir -p "$state"
 
 scanner_running() {
   [[ -f $state/scanner.pid ]] && kill -0 "$(cat "$state/scanner.pid")" 2>/dev/null
+}
+
+sync_running() {
+  [[ -f $state/hashlist-sync.pid ]] && kill -0 "$(cat "$state/hashlist-sync.pid")" 2>/dev/null
 }
 
 review_running() {
@@ -38,7 +44,7 @@ except Exception:
 review_failed() {
   echo "scripts/stack.sh: the review API $1; last lines of $state/review-api.log:" >&2
   tail -n 20 "$state/review-api.log" >&2 || true
-  echo "(the stack and the scanner are still up: make down stops them)" >&2
+  echo "(the stack and the workers are still up: make down stops them)" >&2
   exit 1
 }
 
@@ -84,6 +90,16 @@ up() {
     echo $! >"$state/scanner.pid"
     echo "== scanner worker started (pid $!, log $state/scanner.log)"
   fi
+  if sync_running; then
+    echo "== hashlist-sync already running (pid $(cat "$state/hashlist-sync.pid"))"
+  else
+    # Besides the lists queue's events, it sweeps incoming/ and pulls the sources every
+    # HASHGATE_SYNC_INTERVAL_SECONDS (the deployed schedule's job).
+    HASHGATE_LOG=${HASHGATE_LOG:-info} HASHGATE_SYNC_INTERVAL_SECONDS=${HASHGATE_SYNC_INTERVAL_SECONDS:-10} \
+      nohup "$bin/hashlist-sync" >"$state/hashlist-sync.log" 2>&1 &
+    echo $! >"$state/hashlist-sync.pid"
+    echo "== hashlist-sync worker started (pid $!, log $state/hashlist-sync.log)"
+  fi
   start_review
   echo "== stack up; for scripts: set -a; . $state/stack.env; set +a"
   echo
@@ -93,7 +109,7 @@ up() {
 }
 
 down() {
-  # On Ctrl-C the scanner and the review API have the signal too and may be gone already.
+  # On Ctrl-C the workers and the review API have the signal too and may be gone already.
   if review_running && kill "$(cat "$state/review-api.pid")" 2>/dev/null; then
     echo "== review API stopped"
   fi
@@ -102,6 +118,10 @@ down() {
     echo "== scanner stopped"
   fi
   rm -f "$state/scanner.pid"
+  if sync_running && kill "$(cat "$state/hashlist-sync.pid")" 2>/dev/null; then
+    echo "== hashlist-sync stopped"
+  fi
+  rm -f "$state/hashlist-sync.pid"
   if [[ -x $py ]]; then "$py" scripts/localstack.py down --state-dir "$state"; fi
 }
 
@@ -111,11 +131,12 @@ run() {
   trap 'echo; [[ -n $follower ]] && kill "$follower" 2>/dev/null; down; exit 0' INT TERM
   "$py" scripts/demo.py --state-dir "$state"
   echo
-  echo "== running: the scanner keeps watching the upload bucket, the review queue is at"
-  echo "   $HASHGATE_REVIEW_URL (users and passwords in $state/review-users.json)."
-  echo "   Ctrl-C stops everything."
-  echo "   (in another shell: set -a; . $state/stack.env; set +a, then upload or import lists)"
-  tail -n 0 -f "$state/scanner.log" "$state/review-api.log" &
+  echo "== running: the scanner keeps watching the upload bucket, hashlist-sync the lists"
+  echo "   bucket's incoming/<list>/, the review queue is at $HASHGATE_REVIEW_URL"
+  echo "   (users and passwords in $state/review-users.json). Ctrl-C stops everything."
+  echo "   (in another shell: set -a; . $state/stack.env; set +a, then upload, or drop lists"
+  echo "   into s3://$HASHGATE_LISTS_BUCKET/incoming/<list>/)"
+  tail -n 0 -f "$state/scanner.log" "$state/hashlist-sync.log" "$state/review-api.log" &
   follower=$!
   wait
 }
