@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use hashgate_aws::access::{self, Need, Resource};
+use hashgate_hashlist_sync::deployment as hashlist_sync;
 use hashgate_scanner::deployment as scanner;
 use serde_json::{json, Value};
 
@@ -332,20 +333,36 @@ impl<'t> Function<'t> {
             .to_string()
     }
 
-    /// The stack's bucket that sends upload events, and the existing ones.
+    /// The stack's bucket that sends upload events (its notifications name the scanner's
+    /// queue), and the existing ones.
     fn scanned_buckets(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .resources()
+        let scan_queue = Function::new(self.template, "ScannerFunction").event_source_queue();
+        let mut out = self.buckets_notifying(&scan_queue);
+        assert_eq!(out.len(), 1, "one upload bucket notifying {scan_queue}");
+        out.push("ExistingBucketArns".into());
+        out
+    }
+
+    /// The stack's buckets whose notifications name this queue.
+    fn buckets_notifying(&self, queue: &str) -> Vec<String> {
+        self.resources()
             .iter()
             .filter(|(_, r)| {
                 r["Type"] == "AWS::S3::Bucket"
-                    && !r["Properties"]["NotificationConfiguration"].is_null()
+                    && refs(&r["Properties"]["NotificationConfiguration"]).contains(queue)
             })
             .map(|(k, _)| k.clone())
-            .collect();
-        assert_eq!(out.len(), 1, "one upload bucket with notifications");
-        out.push("ExistingBucketArns".into());
-        out
+            .collect()
+    }
+
+    /// The queue of its one SQS event source.
+    fn event_source_queue(&self) -> String {
+        let events = self.props["Events"].as_object().unwrap();
+        let sqs: Vec<_> = events.values().filter(|e| e["Type"] == "SQS").collect();
+        assert_eq!(sqs.len(), 1, "{}: one SQS event source", self.logical);
+        let queues: Vec<String> = refs(&sqs[0]["Properties"]["Queue"]).into_iter().collect();
+        assert_eq!(queues.len(), 1, "{}: one queue", self.logical);
+        queues.into_iter().next().unwrap()
     }
 
     fn log_group(&self) -> Vec<String> {
@@ -465,9 +482,9 @@ impl<'t> Contract<'t> {
                 scanner::Binding::Variable(v) => {
                     vec![target(f.variable_resource(v), scope(on, "*"))]
                 }
-                scanner::Binding::Object { bucket, key } => vec![target(
+                scanner::Binding::ObjectsUnder { bucket, prefix } => vec![target(
                     f.variable_resource(bucket),
-                    scope(on, f.variable_literal(key)),
+                    scope(on, format!("{prefix}*")),
                 )],
                 scanner::Binding::ScannedBuckets => f
                     .scanned_buckets()
@@ -475,13 +492,7 @@ impl<'t> Contract<'t> {
                     .map(|b| target(b, scope(on, "*")))
                     .collect(),
                 scanner::Binding::EventSourceQueue => {
-                    let events = f.props["Events"].as_object().unwrap();
-                    let sqs: Vec<_> = events.values().filter(|e| e["Type"] == "SQS").collect();
-                    assert_eq!(sqs.len(), 1, "{}: one SQS event source", f.logical);
-                    refs(&sqs[0]["Properties"]["Queue"])
-                        .into_iter()
-                        .map(|q| target(q, Scope::Itself))
-                        .collect()
+                    vec![target(f.event_source_queue(), Scope::Itself)]
                 }
                 scanner::Binding::LogGroup => f
                     .log_group()
@@ -579,6 +590,38 @@ impl<'t> Contract<'t> {
                     .failure_destination()
                     .into_iter()
                     .map(|q| target(q, Scope::Itself))
+                    .collect(),
+            },
+        )
+    }
+
+    /// hashlist-sync: `hashgate_hashlist_sync::deployment`.
+    fn hashlist_sync(template: &'t Value) -> Contract<'t> {
+        Contract::new(
+            Function::new(template, "HashlistSyncFunction"),
+            hashlist_sync::NEEDS,
+            |f, on| match hashlist_sync::binding(on) {
+                hashlist_sync::Binding::Variable(v) => {
+                    vec![target(f.variable_resource(v), scope(on, "*"))]
+                }
+                hashlist_sync::Binding::ObjectsUnder { bucket, prefix } => vec![target(
+                    f.variable_resource(bucket),
+                    scope(on, format!("{prefix}*")),
+                )],
+                hashlist_sync::Binding::AllObjects(v) => {
+                    vec![target(f.variable_resource(v), scope(on, "*"))]
+                }
+                hashlist_sync::Binding::EventSourceQueue => {
+                    vec![target(f.event_source_queue(), Scope::Itself)]
+                }
+                hashlist_sync::Binding::EventBus(v) => vec![target(
+                    format!("event-bus/{}", f.variable_literal(v)),
+                    Scope::Itself,
+                )],
+                hashlist_sync::Binding::LogGroup => f
+                    .log_group()
+                    .into_iter()
+                    .map(|g| target(g, Scope::Itself))
                     .collect(),
             },
         )
@@ -720,6 +763,16 @@ fn review_variables() -> Vec<(&'static str, Option<&'static str>)> {
         .collect()
 }
 
+fn hashlist_sync_variables() -> Vec<(&'static str, Option<&'static str>)> {
+    hashlist_sync::VARIABLES
+        .iter()
+        .map(|v| match v.deployed {
+            hashlist_sync::Deployed::Set => (v.name, None),
+            hashlist_sync::Deployed::NotInLambda(why) => (v.name, Some(why)),
+        })
+        .collect()
+}
+
 fn report_sender_variables() -> Vec<(&'static str, Option<&'static str>)> {
     report_sender::VARIABLES
         .iter()
@@ -752,6 +805,13 @@ fn report_sender_variables_are_set_in_the_template_and_nothing_else_is() {
 }
 
 #[test]
+fn hashlist_sync_variables_are_set_in_the_template_and_nothing_else_is() {
+    let template = template();
+    let f = Function::new(&template, "HashlistSyncFunction");
+    assert_variables_set_and_nothing_else(&f, &hashlist_sync_variables());
+}
+
+#[test]
 fn every_variable_the_functions_source_reads_is_declared() {
     let names = |v: Vec<(&'static str, Option<&'static str>)>| -> Vec<&'static str> {
         v.into_iter().map(|(name, _)| name).collect()
@@ -765,6 +825,11 @@ fn every_variable_the_functions_source_reads_is_declared() {
         "functions/review-api/src",
         &names(review_variables()),
         "hashgate_review_api::deployment",
+    );
+    assert_source_reads_only_declared(
+        "functions/hashlist-sync/src",
+        &names(hashlist_sync_variables()),
+        "hashgate_hashlist_sync::deployment",
     );
     let dir = repo().join("functions/report-sender/src");
     let declared = names(report_sender_variables());
@@ -926,6 +991,235 @@ fn the_report_sender_is_deployed_only_with_a_secret_and_gets_every_report_ready_
 }
 
 #[test]
+fn hashlist_sync_role_grants_exactly_what_hashlist_sync_needs() {
+    let template = template();
+    let contract = Contract::hashlist_sync(&template);
+    contract.assert_grants_exactly_what_is_needed();
+    // It moves list files anywhere in the lists bucket, writes and prunes under filters/
+    // only, reads the one signing secret, and touches nothing of the cases or evidence.
+    let f = &contract.function;
+    let lists = |keys: &str| target("ListsBucket", Scope::Objects(keys.into()));
+    for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] {
+        assert!(
+            f.grants(action, &lists("incoming/ncmec/2026-12-01.csv")),
+            "{action}"
+        );
+        assert!(
+            f.grants(action, &lists("applied/ncmec/2026-12-01.csv")),
+            "{action}"
+        );
+    }
+    let filters = |keys: &str| target("FilterBucket", Scope::Objects(keys.into()));
+    let manifest = hashgate_core::manifest::MANIFEST_KEY;
+    let snapshot = format!(
+        "{}000000000042-abc.hgf",
+        hashgate_core::manifest::SNAPSHOT_PREFIX
+    );
+    for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] {
+        assert!(f.grants(action, &filters(manifest)), "{action}");
+        assert!(f.grants(action, &filters(&snapshot)), "{action}");
+        assert!(!f.grants(action, &filters("elsewhere.hgf")), "{action}");
+    }
+    assert!(f.grants(
+        "secretsmanager:GetSecretValue",
+        &target("FilterSigningSecretArn", Scope::Itself)
+    ));
+    assert!(!f.grants(
+        "secretsmanager:GetSecretValue",
+        &target("CybertipSecretArn", Scope::Itself)
+    ));
+    for (action, on) in [
+        ("s3:GetObject", "QuarantineBucket"),
+        ("s3:GetObject", "UploadBucket"),
+        ("dynamodb:PutItem", "CaseTable"),
+        ("dynamodb:PutItem", "AuditTable"),
+    ] {
+        let scope = if on.ends_with("Bucket") {
+            Scope::Objects("*".into())
+        } else {
+            Scope::Itself
+        };
+        assert!(!f.grants(action, &target(on, scope)), "{action} on {on}");
+    }
+    // The scanner reads the filters and writes none; nobody else holds the signing key.
+    let scanner = Contract::scanner(&template);
+    assert!(scanner.function.grants("s3:GetObject", &filters(manifest)));
+    for action in ["s3:PutObject", "s3:DeleteObject"] {
+        assert!(
+            !scanner.function.grants(action, &filters(manifest)),
+            "{action}"
+        );
+    }
+    for (logical, role) in template["Resources"].as_object().unwrap() {
+        if role["Type"] == "AWS::IAM::Role" && logical != "HashlistSyncRole" {
+            assert!(
+                !refs(&role["Properties"]).contains("FilterSigningSecretArn"),
+                "{logical} names the filter signing secret"
+            );
+        }
+    }
+}
+
+#[test]
+fn hashlist_sync_is_fed_by_the_lists_bucket_one_file_at_a_time_and_on_a_schedule() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let f = Function::new(&template, "HashlistSyncFunction");
+    assert_eq!(
+        f.props["CodeUri"],
+        "../target/lambda/hashlist-sync/bootstrap.zip"
+    );
+    // Imports never run side by side; a whole list file fits in /tmp, twice read.
+    assert_eq!(f.props["ReservedConcurrentExecutions"], 1);
+    assert_eq!(f.props["Timeout"], 900);
+    assert_eq!(f.props["EphemeralStorage"]["Size"], 10240);
+
+    // The queue its SQS event source reads: one file per invocation, failures reported per
+    // item, and a dead-letter queue after five receives.
+    let queue = f.event_source_queue();
+    let events = f.props["Events"].as_object().unwrap();
+    let sqs = events.values().find(|e| e["Type"] == "SQS").unwrap();
+    assert_eq!(sqs["Properties"]["BatchSize"], 1);
+    assert_eq!(
+        sqs["Properties"]["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    let redrive = &resources[&queue]["Properties"]["RedrivePolicy"];
+    assert_eq!(redrive["maxReceiveCount"], 5);
+    let dead_letters: Vec<String> = refs(&redrive["deadLetterTargetArn"]).into_iter().collect();
+    assert_eq!(dead_letters, ["ListsDeadLetterQueue"]);
+    assert!(
+        resources[&queue]["Properties"]["VisibilityTimeout"]
+            .as_i64()
+            .unwrap()
+            >= 6 * 900,
+        "{queue}'s visibility timeout is at least six times the function's"
+    );
+    let schedules: Vec<&Value> = events
+        .values()
+        .filter(|e| e["Type"] == "Schedule")
+        .collect();
+    assert_eq!(schedules.len(), 1, "one schedule");
+    assert_eq!(
+        schedules[0]["Properties"]["Schedule"],
+        json!({"Ref": "ListSyncSchedule"})
+    );
+
+    // The bucket HASHGATE_LISTS_BUCKET names announces what lands under incoming/ (and only
+    // there: the function's own moves announce nothing) to that queue, which lets it in.
+    let lists = f.variable_resource("HASHGATE_LISTS_BUCKET");
+    assert_eq!(f.buckets_notifying(&queue), [lists.clone()]);
+    let bucket = &resources[&lists];
+    let notifications = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(notifications[0]["Event"], "s3:ObjectCreated:*");
+    assert_eq!(
+        notifications[0]["Filter"]["S3Key"]["Rules"],
+        json!([{"Name": "prefix", "Value": hashgate_core::lists::sync::INCOMING}])
+    );
+    let policies: Vec<(&String, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| {
+            r["Type"] == "AWS::SQS::QueuePolicy"
+                && refs(&r["Properties"]["Queues"]).contains(&queue)
+        })
+        .collect();
+    assert_eq!(policies.len(), 1, "one policy on {queue}");
+    let (policy, spec) = policies[0];
+    assert_eq!(
+        bucket["DependsOn"],
+        json!(policy),
+        "{lists} waits for {policy}"
+    );
+    let statements = spec["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s["Principal"], json!({"Service": "s3.amazonaws.com"}));
+    assert_eq!(s["Action"], "sqs:SendMessage");
+    let source = s["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    let name = bucket["Properties"]["BucketName"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    assert_eq!(source, format!("arn:${{AWS::Partition}}:s3:::{name}"));
+
+    // It publishes for the scanner: the same filter bucket, the same trusted keys.
+    let scanner = Function::new(&template, "ScannerFunction");
+    for name in ["HASHGATE_FILTER_BUCKET", "HASHGATE_FILTER_PUBLIC_KEYS"] {
+        assert_eq!(f.environment()[name], scanner.environment()[name], "{name}");
+    }
+    assert_eq!(
+        f.environment()["HASHGATE_FILTER_PUBLIC_KEYS"],
+        json!({"Ref": "FilterPublicKeys"})
+    );
+    // The signing key and the trusted keys are the deployer's to give: no defaults.
+    for name in ["FilterSigningSecretArn", "FilterPublicKeys"] {
+        assert!(
+            template["Parameters"][name]["Default"].is_null(),
+            "{name} has a default"
+        );
+    }
+    assert_eq!(template["Parameters"]["SnapshotsKept"]["MinValue"], 2);
+}
+
+#[test]
+fn refused_lists_and_filters_and_hashlist_sync_failures_reach_the_alarm_topic() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    let rule = &resources["ListRefusalRule"];
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(
+        pattern["source"],
+        json!([hashgate_aws::notify::EVENT_SOURCE])
+    );
+    assert_eq!(
+        pattern["detail-type"],
+        json!(["List Refused", "Filter Refused"])
+    );
+    assert!(rule["Properties"]["EventBusName"].is_null());
+    let targets = rule["Properties"]["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(
+        refs(&targets[0]["Arn"]),
+        BTreeSet::from(["AlarmTopic".to_string()])
+    );
+    // The topic lets this rule (and only it, of EventBridge) publish.
+    let statements = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let from_events: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Principal"]["Service"] == "events.amazonaws.com")
+        .collect();
+    assert_eq!(from_events.len(), 1);
+    assert_eq!(from_events[0]["Action"], "sns:Publish");
+    assert_eq!(
+        refs(&from_events[0]["Condition"]["ArnEquals"]["aws:SourceArn"]),
+        BTreeSet::from(["ListRefusalRule".to_string()])
+    );
+    // Alarms on the dead-letter queue and the function's errors.
+    let alarmed = |metric: &str, dimension: &str| {
+        resources.values().any(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["MetricName"] == metric
+                && refs(&r["Properties"]["Dimensions"]).contains(dimension)
+                && refs(&r["Properties"]["AlarmActions"]).contains("AlarmTopic")
+        })
+    };
+    assert!(alarmed(
+        "ApproximateNumberOfMessagesVisible",
+        "ListsDeadLetterQueue"
+    ));
+    assert!(alarmed("Errors", "HashlistSyncFunction"));
+}
+
+#[test]
 fn the_checker_notices_a_missing_grant_and_an_unneeded_one() {
     // Without one statement, the checks above must fail: they are not vacuous.
     let mut template = template();
@@ -945,7 +1239,10 @@ fn the_checker_notices_a_missing_grant_and_an_unneeded_one() {
     assert!(f.grants("s3:GetObject", &target("UploadBucket", any())));
     assert!(!f.grants("s3:GetObject", &target("UploadBucket", Scope::Itself)));
     let filter = |key: &str| target("FilterBucket", Scope::Objects(key.into()));
-    assert!(f.grants("s3:GetObject", &filter("filters/current.hgf")));
+    assert!(f.grants(
+        "s3:GetObject",
+        &filter(hashgate_core::manifest::MANIFEST_KEY)
+    ));
     assert!(!f.grants("s3:GetObject", &filter("lists/x.csv")));
     assert!(!f.grants("s3:GetObject", &filter("*")));
 
@@ -1051,7 +1348,23 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
         ),
         (
             "adapters/aws/src/filter_source.rs",
-            vec![access::FILTER_READ, access::FILTER_PUBLISH],
+            vec![access::FILTER_READ],
+        ),
+        (
+            "adapters/aws/src/publisher.rs",
+            vec![access::FILTER_PUBLISH],
+        ),
+        (
+            "adapters/aws/src/list_sync.rs",
+            vec![access::LISTS_INBOX, access::LIST_EVENTS],
+        ),
+        (
+            "adapters/aws/src/list_import.rs",
+            vec![access::HASHES_WRITE],
+        ),
+        (
+            "adapters/aws/src/signing.rs",
+            vec![access::FILTER_SIGNING_SECRET],
         ),
         (
             "adapters/aws/src/dynamo.rs",
@@ -1077,6 +1390,10 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
         ),
         ("adapters/aws/src/secrets.rs", vec![access::CYBERTIP_SECRET]),
         ("functions/scanner/src/worker.rs", vec![scanner::WORKER]),
+        (
+            "functions/hashlist-sync/src/worker.rs",
+            vec![hashlist_sync::WORKER],
+        ),
     ]);
     let mut files = vec![];
     for dir in [
@@ -1084,6 +1401,7 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
         "functions/scanner/src",
         "functions/review-api/src",
         "functions/report-sender/src",
+        "functions/hashlist-sync/src",
     ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             files.push(format!(
@@ -1145,6 +1463,22 @@ fn every_sdk_call_in_the_source_is_declared_and_every_declaration_is_called() {
             review_ops.contains(op),
             "the review function never uses {op}"
         );
+    }
+    // Only hashlist-sync publishes filters and reads the signing key; it opens no case.
+    let sync_ops = operations(hashlist_sync::NEEDS);
+    for op in [
+        "GetSecretValue",
+        "BatchWriteItem",
+        "DeleteObject",
+        "PutEvents",
+    ] {
+        assert!(sync_ops.contains(op), "hashlist-sync never uses {op}");
+    }
+    for op in ["TransactWriteItems", "Query", "SendMessage"] {
+        assert!(!sync_ops.contains(op), "hashlist-sync uses {op}");
+    }
+    for op in ["GetSecretValue", "PutObject", "DeleteObject"] {
+        assert!(!scanner_ops.contains(op), "the scanner uses {op}");
     }
 }
 
