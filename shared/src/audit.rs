@@ -54,10 +54,16 @@ pub enum AuditAction {
     HoldPlaced,
     /// The legal hold on the case was lifted.
     HoldReleased,
+    /// An operator pointed the filter manifest back at an earlier snapshot (not about a
+    /// case: its case id is [`FILTER_SUBJECT`]).
+    FilterRolledBack,
 }
 
+/// The case id of audit entries about the filter rather than a case.
+pub const FILTER_SUBJECT: &str = "filter";
+
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::Quarantined,
         AuditAction::HeldInPlace,
         AuditAction::ContentGone,
@@ -74,6 +80,7 @@ impl AuditAction {
         AuditAction::EntryEnabled,
         AuditAction::HoldPlaced,
         AuditAction::HoldReleased,
+        AuditAction::FilterRolledBack,
     ];
 
     /// The one spelling written to storage.
@@ -95,6 +102,7 @@ impl AuditAction {
             AuditAction::EntryEnabled => "entry_enabled",
             AuditAction::HoldPlaced => "hold_placed",
             AuditAction::HoldReleased => "hold_released",
+            AuditAction::FilterRolledBack => "filter_rolled_back",
         }
     }
 }

@@ -91,6 +91,9 @@ pub enum FilterError {
     },
     #[error("cannot build filter: {0}")]
     Build(String),
+    /// Its signed manifest, or the snapshot against the manifest, did not check out.
+    #[error("{source_name}: not trusted: {what}")]
+    Untrusted { source_name: String, what: String },
 }
 
 /// An in-memory filter snapshot.

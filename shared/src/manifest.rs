@@ -29,6 +29,8 @@ use crate::time::Timestamp;
 
 /// The manifest document's format name.
 pub const FORMAT: &str = "hashgate-filter-manifest/1";
+/// Everything a publication writes lives under this prefix of the filter bucket.
+pub const FILTER_PREFIX: &str = "filters/";
 /// Where the manifest lives in the filter bucket.
 pub const MANIFEST_KEY: &str = "filters/manifest.json";
 /// Where snapshots live in the filter bucket.
@@ -49,6 +51,10 @@ pub enum Publication {
     Rollback {
         /// The sequence that was current before.
         from_sequence: u64,
+        /// The store version the filter rolled back from covered: the sync does not build
+        /// again until the store moves past it (a rollback is not undone by the next
+        /// scheduled run).
+        from_store_version: u64,
         /// Who asked, and why.
         by: String,
         reason: String,
@@ -103,11 +109,13 @@ impl Manifest {
             Publication::Build => field("publication", "build"),
             Publication::Rollback {
                 from_sequence,
+                from_store_version,
                 by,
                 reason,
             } => {
                 field("publication", "rollback");
                 field("from_sequence", &from_sequence.to_string());
+                field("from_store_version", &from_store_version.to_string());
                 field("by", by);
                 field("reason", reason);
             }
@@ -439,15 +447,85 @@ pub fn prune(keys: &[String], current: Option<&Manifest>, keep: usize) -> Vec<St
 }
 
 /// Whether a build must be published: nothing is, or the store moved past what the current
-/// manifest covers. (A rolled-back manifest covers an older version, so the next build after
-/// the store changes replaces it; until then scanners ask the store for every digest.)
+/// manifest covers. After a rollback, only once the store moved past what the filter rolled
+/// back from covered (until then scanners ask the store for every digest the older filter
+/// does not cover: nothing is missed).
 pub fn build_due(current: Option<&Manifest>, store_version: u64) -> bool {
-    current.is_none_or(|m| m.store_version != store_version)
+    match current {
+        None => true,
+        Some(m) => match &m.publication {
+            Publication::Build => m.store_version != store_version,
+            Publication::Rollback {
+                from_store_version, ..
+            } => m.store_version != store_version && *from_store_version != store_version,
+        },
+    }
 }
 
-/// The manifest of a new publication after `current`.
-pub fn next_sequence(current: Option<&Manifest>) -> u64 {
-    current.map_or(1, |m| m.sequence + 1)
+/// The store version a new rollback records as rolled back from: the current filter's, or,
+/// when it is itself a rollback, what that one rolled back from.
+pub fn rolled_back_from(current: &Manifest) -> u64 {
+    match &current.publication {
+        Publication::Build => current.store_version,
+        Publication::Rollback {
+            from_store_version, ..
+        } => *from_store_version,
+    }
+}
+
+/// The sequence of a new publication: above the current manifest's and above every
+/// snapshot's, so it stays above whatever any scanner accepted even when the manifest in
+/// the bucket was lost or replaced by an older one.
+pub fn next_sequence(current: Option<&Manifest>, snapshot_keys: &[String]) -> u64 {
+    let snapshots = snapshot_keys.iter().filter_map(|k| snapshot_sequence(k));
+    current
+        .map(|m| m.sequence)
+        .into_iter()
+        .chain(snapshots)
+        .max()
+        .map_or(1, |s| s + 1)
+}
+
+/// The snapshot a rollback goes back to: the one first published as `to`, or else the
+/// newest one published before the snapshot `current` names.
+pub fn rollback_target<'a>(
+    current: &Manifest,
+    snapshot_keys: &'a [String],
+    to: Option<u64>,
+) -> Result<&'a String, String> {
+    let mut known: Vec<(u64, &String)> = snapshot_keys
+        .iter()
+        .filter_map(|k| snapshot_sequence(k).map(|s| (s, k)))
+        .collect();
+    known.sort();
+    let kept = || {
+        known
+            .iter()
+            .map(|(s, _)| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match to {
+        Some(seq) => known
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| format!("no snapshot {seq} is kept (kept: {})", kept())),
+        None => {
+            let now = snapshot_sequence(&current.snapshot).unwrap_or(current.sequence);
+            known
+                .iter()
+                .rev()
+                .find(|(s, _)| *s < now)
+                .map(|(_, k)| *k)
+                .ok_or_else(|| {
+                    format!(
+                        "no snapshot older than the current one ({now}) is kept (kept: {})",
+                        kept()
+                    )
+                })
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -653,12 +731,14 @@ mod tests {
         let mut a = manifest(1, b"s");
         a.publication = Publication::Rollback {
             from_sequence: 4,
+            from_store_version: 9,
             by: "ops\nreason=6:x".into(),
             reason: String::new(),
         };
         let mut b = a.clone();
         b.publication = Publication::Rollback {
             from_sequence: 4,
+            from_store_version: 9,
             by: "ops".into(),
             reason: "x".into(),
         };
@@ -675,8 +755,29 @@ mod tests {
         assert_eq!(snapshot_sequence(&keys[4]), Some(5));
         assert_eq!(snapshot_sequence("filters/other"), None);
         assert!(build_due(None, 0));
+        let mut rolled = current.clone();
+        rolled.publication = Publication::Rollback {
+            from_sequence: 6,
+            from_store_version: 9,
+            by: "ops".into(),
+            reason: "bad build".into(),
+        };
+        // Not rebuilt while the store stays where it was when rolled back; then it is.
+        assert!(!build_due(Some(&rolled), 9));
+        assert!(!build_due(Some(&rolled), 7));
+        assert!(build_due(Some(&rolled), 10));
+        assert_eq!(rolled_back_from(&rolled), 9);
+        assert_eq!(rolled_back_from(&current), 7);
         assert!(build_due(Some(&current), 8));
         assert!(!build_due(Some(&current), 7));
-        assert_eq!(next_sequence(Some(&current)), 8);
+        assert_eq!(next_sequence(Some(&current), &keys), 8);
+        assert_eq!(next_sequence(None, &keys), 7);
+        assert_eq!(next_sequence(None, &[]), 1);
+        // Back from the first snapshot there is nothing; to a named one, that one.
+        assert!(rollback_target(&current, &keys, None).is_err());
+        assert_eq!(rollback_target(&current, &keys, Some(4)).unwrap(), &keys[3]);
+        assert!(rollback_target(&current, &keys, Some(40)).is_err());
+        current.snapshot = keys[5].clone();
+        assert_eq!(rollback_target(&current, &keys, None).unwrap(), &keys[4]);
     }
 }

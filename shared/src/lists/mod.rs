@@ -18,6 +18,7 @@ mod csv;
 pub mod guard;
 mod lines;
 mod plain;
+pub mod sync;
 mod vics;
 pub mod write;
 
