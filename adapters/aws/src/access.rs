@@ -43,6 +43,14 @@ pub enum Resource {
     ReportFailureQueue,
     /// The queue of upload events the scanner consumes.
     ScanQueue,
+    /// Objects of the lists bucket (list files as received, applied or rejected, and the
+    /// pulled sources' state).
+    ListObjects,
+    ListsBucket,
+    /// The queue of the lists bucket's "object created" events, which hashlist-sync consumes.
+    ListsQueue,
+    /// The Secrets Manager secret holding the filter manifests' Ed25519 signing key.
+    FilterSigningSecret,
     /// The function's own log group.
     LogGroup,
 }
@@ -58,6 +66,7 @@ impl Resource {
                 | Resource::FilterObjects
                 | Resource::CheckpointObjects
                 | Resource::ReportObjects
+                | Resource::ListObjects
         )
     }
 }
@@ -162,17 +171,72 @@ pub const S3_OBJECTS: &[Need] = &[
     ),
 ];
 
-/// [`crate::filter_source::FilterSource`]: fetch the current snapshot (404 when none).
+/// [`crate::filter_source::FilterSource`]: the signed manifest (a conditional GET; 404
+/// when none is published, which needs `s3:ListBucket` to be told apart from 403), then the
+/// snapshot it names; a refused one announced ("Filter Refused").
 pub const FILTER_READ: &[Need] = &[
     need(&["GetObject"], &["s3:GetObject"], Resource::FilterObjects),
     need(&["GetObject"], &["s3:ListBucket"], Resource::FilterBucket),
+    need(&["PutEvents"], &["events:PutEvents"], Resource::EventBus),
 ];
 
-/// [`crate::filter_source::publish`]: write a new snapshot (the operator CLI).
-pub const FILTER_PUBLISH: &[Need] = &[need(
-    &["PutObject"],
-    &["s3:PutObject"],
-    Resource::FilterObjects,
+/// [`crate::publisher::Publisher`]: read the current manifest, write a snapshot and then the
+/// manifest naming it, list the kept snapshots and delete those beyond the number kept
+/// (hashlist-sync; `hashgate lists import` and `hashgate filter rollback` on a stack).
+pub const FILTER_PUBLISH: &[Need] = &[
+    need(
+        &["GetObject", "PutObject", "DeleteObject"],
+        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        Resource::FilterObjects,
+    ),
+    need(
+        &["ListObjectsV2", "GetObject"],
+        &["s3:ListBucket"],
+        Resource::FilterBucket,
+    ),
+];
+
+/// [`crate::signing`]: the filter signing key from Secrets Manager (read through
+/// `secrets::secret_string`).
+pub const FILTER_SIGNING_SECRET: &[Need] = &[need(
+    &["GetSecretValue"],
+    &["secretsmanager:GetSecretValue"],
+    Resource::FilterSigningSecret,
+)];
+
+/// [`crate::list_sync::ListSync`]: list files in the lists bucket — read (metadata first),
+/// moved to `applied/` or `rejected/` (copy, then delete), a refusal's reason written beside
+/// the file, the inbox listed by the scheduled sweep, a pulled source's file and state
+/// written.
+pub const LISTS_INBOX: &[Need] = &[
+    need(
+        &["HeadObject", "GetObject", "CopyObject"],
+        &["s3:GetObject"],
+        Resource::ListObjects,
+    ),
+    need(
+        &["PutObject", "CopyObject"],
+        &["s3:PutObject"],
+        Resource::ListObjects,
+    ),
+    need(
+        &["DeleteObject"],
+        &["s3:DeleteObject"],
+        Resource::ListObjects,
+    ),
+    need(
+        &["ListObjectsV2", "HeadObject", "GetObject"],
+        &["s3:ListBucket"],
+        Resource::ListsBucket,
+    ),
+];
+
+/// [`crate::list_sync::ListSync`]: a refused list announced ("List Refused") and a
+/// publication ("Filter Published") on the event bus.
+pub const LIST_EVENTS: &[Need] = &[need(
+    &["PutEvents"],
+    &["events:PutEvents"],
+    Resource::EventBus,
 )];
 
 /// [`crate::dynamo::DynamoHashes`] as a scan uses it: lookups and the store version.

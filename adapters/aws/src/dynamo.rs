@@ -20,7 +20,7 @@
 //! The case and audit tables' items, and why every write to them is conditional, are
 //! described on [`DynamoCases`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -43,7 +43,7 @@ use hashgate_core::review::{
 };
 use hashgate_core::scan::Match;
 use hashgate_core::store::{
-    HashStore, ImportStats, Op, StoreError, StoreState, StoredDigest, StoredEntry,
+    Change, HashStore, ImportStats, Op, StoreError, StoreState, StoredDigest, StoredEntry,
 };
 use hashgate_core::time::{rfc3339, Timestamp};
 
@@ -53,6 +53,8 @@ const BATCH_WRITE: usize = 25;
 /// Unprocessed keys (throttling) are retried this many times, with exponential backoff.
 const RETRIES: u32 = 8;
 const META_KEY: &str = "meta:version";
+/// The meta item's attribute prefix for a list's size: `list#<name>`.
+const LIST_SIZE: &str = "list#";
 
 fn backend(location: &str, message: impl std::fmt::Display) -> StoreError {
     StoreError::Backend {
@@ -179,6 +181,9 @@ pub struct PendingImport {
     pub generation: u64,
     base: Generations,
     algorithms: AlgorithmSet,
+    /// Entries added minus entries withdrawn, per list: the lists' sizes move by this on
+    /// commit.
+    deltas: BTreeMap<String, i64>,
 }
 
 impl DynamoHashes {
@@ -319,6 +324,7 @@ impl DynamoHashes {
             generation,
             base,
             algorithms: state.algorithms,
+            deltas: BTreeMap::new(),
         })
     }
 
@@ -365,6 +371,14 @@ impl DynamoHashes {
                     import.generation,
                 )?;
                 stats.count(change);
+                let delta = match change {
+                    Change::Added => 1,
+                    Change::Removed(n) => -(n as i64),
+                    _ => 0,
+                };
+                if delta != 0 {
+                    *import.deltas.entry(e.provenance.list.clone()).or_default() += delta;
+                }
                 if op == Op::Add {
                     import.algorithms.insert(e.digest.algorithm());
                 }
@@ -428,13 +442,27 @@ impl DynamoHashes {
             .expression_attribute_values(":g", g)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        // Each list's size moves by what this import added and withdrew, in the same write.
+        let mut counts = String::new();
+        let mut update = update;
+        for (i, (list, delta)) in import.deltas.iter().filter(|(_, d)| **d != 0).enumerate() {
+            counts.push_str(&format!(", #n{i} :n{i}"));
+            update = update
+                .expression_attribute_names(format!("#n{i}"), format!("{LIST_SIZE}{list}"))
+                .expression_attribute_values(
+                    format!(":n{i}"),
+                    AttributeValue::N(delta.to_string()),
+                );
+        }
         let update = if names.is_empty() {
-            update.update_expression("SET generation = :g REMOVE pending ADD version :one")
+            update.update_expression(format!(
+                "SET generation = :g REMOVE pending ADD version :one{counts}"
+            ))
         } else {
             update
-                .update_expression(
-                    "SET generation = :g, algorithms = :algs REMOVE pending ADD version :one",
-                )
+                .update_expression(format!(
+                    "SET generation = :g, algorithms = :algs REMOVE pending ADD version :one{counts}"
+                ))
                 .expression_attribute_values(":algs", AttributeValue::Ss(names))
         };
         let out = update.send().await.map_err(|e| {
@@ -454,6 +482,25 @@ impl DynamoHashes {
             }
         })?;
         Ok(number(out.attributes().and_then(|a| a.get("version"))).unwrap_or(0))
+    }
+
+    /// The number of entries on each list, as imports have counted them since list sizes
+    /// were kept (the meta item's `list#<name>` attributes); a list without a count is
+    /// absent.
+    pub async fn list_sizes(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let items = self.batch_get(vec![META_KEY.to_string()]).await?;
+        Ok(items
+            .first()
+            .map(|meta| {
+                meta.iter()
+                    .filter_map(|(k, v)| {
+                        let list = k.strip_prefix(LIST_SIZE)?;
+                        let n: i64 = v.as_n().ok()?.parse().ok()?;
+                        Some((list.to_string(), n.max(0) as u64))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Every item of the table (the `digest` attribute only, when `digest_only`), page by

@@ -7,14 +7,18 @@ pub mod checkpoint;
 pub mod dynamo;
 pub mod filter_source;
 pub mod hold;
+pub mod list_import;
+pub mod list_sync;
 pub mod logging;
 pub mod metrics;
 pub mod notifications;
 pub mod notify;
 pub mod own_list;
+pub mod publisher;
 pub mod reports;
 pub mod s3;
 pub mod secrets;
+pub mod signing;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};

@@ -149,7 +149,7 @@ fn unquote(etag: Option<&str>) -> Option<String> {
 }
 
 /// `bucket/key[?versionId=…]`, URL-encoded as CopyObject wants it.
-fn copy_source(object: &ObjectRef) -> String {
+pub(crate) fn copy_source(object: &ObjectRef) -> String {
     let mut s = format!("{}/{}", object.bucket, encode_key(&object.key));
     if let Some(v) = &object.version_id {
         s.push_str("?versionId=");

@@ -117,11 +117,12 @@ pub fn parse_secret(secret: &str, text: &str) -> Result<CybertipCredentials, Cre
     })
 }
 
-/// The secret's credentials, read with `GetSecretValue`.
-pub async fn fetch_secret(
+/// A secret's text, read with `GetSecretValue`; the error names the secret and the
+/// service's answer, never the text.
+pub async fn secret_string(
     client: &aws_sdk_secretsmanager::Client,
     secret: &str,
-) -> Result<CybertipCredentials, CredentialError> {
+) -> Result<String, String> {
     let out = client
         .get_secret_value()
         .secret_id(secret)
@@ -129,26 +130,33 @@ pub async fn fetch_secret(
         .await
         .map_err(|e| {
             use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-            let message = match e.as_service_error() {
+            match e.as_service_error() {
                 Some(s) => format!(
                     "{}: {}",
                     s.code().unwrap_or("error"),
                     s.message().unwrap_or("(no message)")
                 ),
                 None => aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-            };
-            CredentialError::Unreadable {
-                secret: secret.to_string(),
-                message,
             }
         })?;
-    let text = out
-        .secret_string()
-        .ok_or_else(|| CredentialError::Malformed {
-            secret: secret.to_string(),
-            reason: "a binary secret, not a string".into(),
-        })?;
-    parse_secret(secret, text)
+    out.secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| "a binary secret, not a string".to_string())
+}
+
+/// The secret's credentials, read with `GetSecretValue`.
+pub async fn fetch_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+) -> Result<CybertipCredentials, CredentialError> {
+    let text =
+        secret_string(client, secret)
+            .await
+            .map_err(|message| CredentialError::Unreadable {
+                secret: secret.to_string(),
+                message,
+            })?;
+    parse_secret(secret, &text)
 }
 
 /// The credentials as configured by the process environment: the secret's (read with the
