@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hashgate_aws::dynamo::{DynamoCases, DynamoHashes};
-use hashgate_aws::filter_source::FilterSource;
+use hashgate_aws::filter_source::{Alerts, FilterSource};
 use hashgate_aws::notify::QueueAndBus;
 use hashgate_aws::s3::S3Objects;
 use hashgate_core::digest::{AlgorithmSet, Digest};
@@ -53,7 +53,8 @@ impl HashStore for Hashes {
 
 /// Where filter snapshots come from, with the store.
 pub enum Filters {
-    S3(FilterSource),
+    /// Boxed: it holds the SDK client, the trusted keys and the last manifest.
+    S3(Box<FilterSource>),
     File(FilterFile),
 }
 
@@ -97,9 +98,20 @@ pub async fn connect(config: &Config, metrics: Option<String>) -> anyhow::Result
     let s3 = hashgate_aws::s3_client(&sdk);
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let (hashes, feed) = match &config.hashes {
-        HashBackend::Dynamo { table, filter } => (
+        HashBackend::Dynamo {
+            table,
+            filter,
+            trusted,
+        } => (
             Hashes::Dynamo(DynamoHashes::new(dynamo.clone(), table)),
-            Filters::S3(FilterSource::new(s3.clone(), filter.clone())),
+            Filters::S3(Box::new(
+                FilterSource::new(s3.clone(), filter.clone(), trusted.clone()).with_alerts(
+                    config.event_bus.as_ref().map(|bus| Alerts {
+                        events: aws_sdk_eventbridge::Client::new(&sdk),
+                        bus: bus.clone(),
+                    }),
+                ),
+            )),
         ),
         HashBackend::Embedded { dir } => (
             Hashes::Embedded(EmbeddedStore::open(dir)?),

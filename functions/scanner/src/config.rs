@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hashgate_aws::filter_source::FilterLocation;
+use hashgate_core::manifest::TrustedKeys;
 use hashgate_core::quarantine::Mode;
 
 /// Where the exact hash store is.
@@ -19,6 +20,8 @@ pub enum HashBackend {
     Dynamo {
         table: String,
         filter: FilterLocation,
+        /// `HASHGATE_FILTER_PUBLIC_KEYS`: who may publish filters.
+        trusted: TrustedKeys,
     },
     /// `HASHGATE_DB`: a local hash database directory (self-hosted deployments).
     Embedded { dir: PathBuf },
@@ -43,7 +46,6 @@ pub struct Config {
 
 /// Default largest object scanned: 5 GiB, the largest single PUT.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
-pub const DEFAULT_FILTER_KEY: &str = "filters/current.hgf";
 pub const DEFAULT_FILTER_REFRESH_SECONDS: u64 = 60;
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 pub const DEFAULT_EVENT_BUS: &str = "default";
@@ -123,9 +125,16 @@ impl Config {
                         "HASHGATE_FILTER_BUCKET is not set: \
                          a DynamoDB hash store (HASHGATE_HASH_TABLE) needs its filter bucket",
                     )?,
-                    key: vars
-                        .get("HASHGATE_FILTER_KEY")
-                        .unwrap_or_else(|| DEFAULT_FILTER_KEY.into()),
+                },
+                trusted: {
+                    let keys = vars.get("HASHGATE_FILTER_PUBLIC_KEYS").context(
+                        "HASHGATE_FILTER_PUBLIC_KEYS is not set: a scanner takes only filters \
+                         signed by a key it trusts (the public key `hashgate keys generate` \
+                         printed)",
+                    )?;
+                    TrustedKeys::parse(&keys).map_err(|e| {
+                        anyhow::anyhow!("HASHGATE_FILTER_PUBLIC_KEYS={keys:?}: {e}")
+                    })?
                 },
             },
             (None, Some(dir)) => HashBackend::Embedded { dir: dir.into() },
@@ -188,10 +197,38 @@ mod tests {
 
     /// The least a DynamoDB deployment sets: the hash store, its filter bucket and the four
     /// required variables.
+    /// `SigningKey::from_seed([1; 32])`'s public key.
+    const PUBLIC_KEY: &str = "ed25519:iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=";
+
+    #[test]
+    fn public_keys_are_required_and_checked() {
+        assert_eq!(
+            hashgate_core::manifest::SigningKey::from_seed([1; 32])
+                .public()
+                .to_text(),
+            PUBLIC_KEY
+        );
+        assert!(err(without("HASHGATE_FILTER_PUBLIC_KEYS")).contains("HASHGATE_FILTER_PUBLIC_KEYS"));
+        let message = err(with("HASHGATE_FILTER_PUBLIC_KEYS", "ed25519:short"));
+        assert!(message.contains("HASHGATE_FILTER_PUBLIC_KEYS"), "{message}");
+        let two = format!(
+            "{PUBLIC_KEY},{}",
+            hashgate_core::manifest::SigningKey::from_seed([2; 32])
+                .public()
+                .to_text()
+        );
+        let config = ok(with("HASHGATE_FILTER_PUBLIC_KEYS", &two));
+        let HashBackend::Dynamo { trusted, .. } = &config.hashes else {
+            panic!("not DynamoDB")
+        };
+        assert_eq!(trusted.ids().len(), 2);
+    }
+
     fn dynamo() -> Map {
         [
             ("HASHGATE_HASH_TABLE", "hashes"),
             ("HASHGATE_FILTER_BUCKET", "filters"),
+            ("HASHGATE_FILTER_PUBLIC_KEYS", PUBLIC_KEY),
             ("HASHGATE_QUARANTINE_BUCKET", "quarantine"),
             ("HASHGATE_CASE_TABLE", "cases"),
             ("HASHGATE_AUDIT_TABLE", "audit"),
@@ -267,17 +304,9 @@ mod tests {
         }
     }
 
-    fn filter(config: &Config) -> &FilterLocation {
-        match &config.hashes {
-            HashBackend::Dynamo { filter, .. } => filter,
-            other => panic!("not DynamoDB: {other:?}"),
-        }
-    }
-
     #[test]
     fn defaults_of_every_optional_variable() {
         let config = ok(parse(&dynamo()));
-        assert_eq!(filter(&config).key, "filters/current.hgf");
         assert_eq!(config.filter_refresh, Duration::from_secs(60));
         assert_eq!(config.max_object_bytes, 5_368_709_120);
         assert_eq!(config.retention_days, 365);
@@ -320,7 +349,7 @@ mod tests {
     #[test]
     fn hash_table_is_a_dynamodb_store_with_its_filter_bucket() {
         let config = ok(parse(&dynamo()));
-        let HashBackend::Dynamo { table, filter } = &config.hashes else {
+        let HashBackend::Dynamo { table, filter, .. } = &config.hashes else {
             panic!("not DynamoDB: {config:?}");
         };
         assert_eq!(table, "hashes");
@@ -378,12 +407,6 @@ mod tests {
         vars.insert("HASHGATE_HASH_TABLE", "".into());
         vars.insert("HASHGATE_DB", " ".into());
         assert_eq!(err(parse(&vars)), message);
-    }
-
-    #[test]
-    fn filter_key() {
-        let config = ok(with("HASHGATE_FILTER_KEY", "snapshots/v2.hgf"));
-        assert_eq!(filter(&config).key, "snapshots/v2.hgf");
     }
 
     #[test]
@@ -486,7 +509,6 @@ mod tests {
         let mut full = dynamo();
         full.extend([
             ("HASHGATE_DB", "/var/lib/hashgate".to_string()),
-            ("HASHGATE_FILTER_KEY", "k".into()),
             ("HASHGATE_FILTER_REFRESH_SECONDS", "1".into()),
             ("HASHGATE_RETENTION_DAYS", "400".into()),
             ("HASHGATE_QUARANTINE_MODE", "hold".into()),

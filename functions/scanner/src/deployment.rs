@@ -32,7 +32,7 @@ const fn set(name: &'static str) -> Variable {
 pub const VARIABLES: &[Variable] = &[
     set("HASHGATE_HASH_TABLE"),
     set("HASHGATE_FILTER_BUCKET"),
-    set("HASHGATE_FILTER_KEY"),
+    set("HASHGATE_FILTER_PUBLIC_KEYS"),
     set("HASHGATE_FILTER_REFRESH_SECONDS"),
     set("HASHGATE_QUARANTINE_BUCKET"),
     set("HASHGATE_QUARANTINE_MODE"),
@@ -109,10 +109,10 @@ pub enum Binding {
     LogGroup,
     /// The KMS key the bucket named by this variable encrypts with.
     KeyOfBucket(&'static str),
-    /// The object at this key (variable) in this bucket (variable).
-    Object {
+    /// The objects under this key prefix of the bucket named by the variable.
+    ObjectsUnder {
         bucket: &'static str,
-        key: &'static str,
+        prefix: &'static str,
     },
     /// The EventBridge bus named by this variable.
     EventBus(&'static str),
@@ -126,9 +126,10 @@ pub fn binding(resource: Resource) -> Binding {
             Binding::Variable("HASHGATE_QUARANTINE_BUCKET")
         }
         Resource::QuarantineKey => Binding::KeyOfBucket("HASHGATE_QUARANTINE_BUCKET"),
-        Resource::FilterObjects => Binding::Object {
+        // The signed manifest and the snapshots it names.
+        Resource::FilterObjects => Binding::ObjectsUnder {
             bucket: "HASHGATE_FILTER_BUCKET",
-            key: "HASHGATE_FILTER_KEY",
+            prefix: hashgate_core::manifest::FILTER_PREFIX,
         },
         Resource::FilterBucket => Binding::Variable("HASHGATE_FILTER_BUCKET"),
         Resource::HashTable => Binding::Variable("HASHGATE_HASH_TABLE"),
@@ -147,7 +148,11 @@ pub fn binding(resource: Resource) -> Binding {
         | Resource::ReportObjects
         | Resource::ReportBucket
         | Resource::CybertipSecret
-        | Resource::ReportFailureQueue => {
+        | Resource::ReportFailureQueue
+        | Resource::ListObjects
+        | Resource::ListsBucket
+        | Resource::ListsQueue
+        | Resource::FilterSigningSecret => {
             unreachable!(
                 "the scanner's needs name no review resource, yet {resource:?} was asked for"
             )
