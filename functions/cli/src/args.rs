@@ -43,6 +43,55 @@ pub enum Command {
     /// CyberTipline report packages: list, show, validate, send.
     #[command(subcommand)]
     Reports(crate::reports::ReportsCommand),
+    /// Keys that sign filter manifests.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new Ed25519 key pair for signing filter manifests: the private key into a
+    /// file (mode 0600) and/or an AWS Secrets Manager secret, the public key printed for
+    /// the scanners' HASHGATE_FILTER_PUBLIC_KEYS.
+    Generate(KeysGenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeysGenerateArgs {
+    /// Write the private key to this new file (refused if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Create an AWS Secrets Manager secret of this name holding the private key (the
+    /// template's FilterSigningSecretArn).
+    #[arg(long, value_name = "NAME")]
+    pub secret_name: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FilterStatusArgs {
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FilterRollbackArgs {
+    /// The snapshot to go back to, by the sequence it was first published as (see `filter
+    /// status`); by default the one before the current.
+    #[arg(value_name = "SEQUENCE")]
+    pub to: Option<u64>,
+    /// Who rolls back (recorded in the signed manifest and the audit log).
+    #[arg(long, env = "USER")]
+    pub by: String,
+    /// Why (recorded in the signed manifest and the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,6 +228,12 @@ pub enum FilterCommand {
     Rebuild(RebuildArgs),
     /// Check a filter snapshot file and print its header.
     Inspect(InspectArgs),
+    /// The stack's signed filter manifest and the snapshots kept for rollbacks (reads
+    /// HASHGATE_FILTER_BUCKET and HASHGATE_FILTER_PUBLIC_KEYS).
+    Status(FilterStatusArgs),
+    /// Point the stack's filter manifest back at an earlier snapshot: signed, audited.
+    /// Needs the signing key (HASHGATE_FILTER_SIGNING_SECRET) and HASHGATE_AUDIT_TABLE.
+    Rollback(FilterRollbackArgs),
 }
 
 #[derive(Args, Debug)]
@@ -205,6 +260,12 @@ pub struct ImportArgs {
     /// Withdraw the files' entries from the list instead of adding them.
     #[arg(long)]
     pub remove: bool,
+    /// Apply a withdrawal even when it removes more than --max-withdraw-share of a list.
+    #[arg(long)]
+    pub force: bool,
+    /// Largest share of a list one withdrawal may remove without --force (0 to 1).
+    #[arg(long, env = "HASHGATE_WITHDRAW_MAX_SHARE", default_value_t = hashgate_core::lists::sync::Limits::default().max_withdraw_share, value_parser = parse_share)]
+    pub max_withdraw_share: f64,
     /// False-positive rate of the rebuilt filter.
     #[arg(long, env = "HASHGATE_FILTER_FP_RATE", default_value_t = hashgate_core::filter::DEFAULT_FP_RATE, value_parser = parse_fp_rate)]
     pub fp_rate: f64,
@@ -335,6 +396,13 @@ pub struct ScanArgs {
 
 fn parse_format(s: &str) -> Result<ListFormat, String> {
     s.parse()
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        _ => Err(format!("{s:?}: expected a share above 0 and at most 1")),
+    }
 }
 
 fn parse_fp_rate(s: &str) -> Result<f64, String> {

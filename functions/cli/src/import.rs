@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use hashgate_core::filter::FilterInfo;
+use hashgate_core::lists::sync::{self, Limits, ListFile};
 use hashgate_core::lists::{ListFormat, ParseOptions, ParseSummary};
 use hashgate_core::store::{ImportStats, Op};
 use hashgate_local::{import_list, LocalDb};
@@ -27,13 +28,14 @@ pub trait Target {
     /// Whether this target can read a list from standard input (it reads each file once).
     fn reads_stdin(&self) -> bool;
 
-    /// Apply one file whole, or nothing of it.
+    /// Apply one file whole, or nothing of it, if it passes `guard`.
     fn apply_file(
         &mut self,
         path: &Path,
         format: ListFormat,
         options: &ParseOptions,
         op: Op,
+        guard: &Guard,
     ) -> anyhow::Result<(ParseSummary, ImportStats)>;
 
     /// After every file: bring the filter up to date (rebuild, publish) as needed. Returns
@@ -44,6 +46,14 @@ pub trait Target {
         rejected: u64,
         fp_rate: f64,
     ) -> anyhow::Result<Option<FilterOutcome>>;
+}
+
+/// The guards a file is held to beyond its own validity (`hashgate_core::lists::sync`).
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub limits: Limits,
+    /// A withdrawal larger than the allowed share of its list is applied anyway.
+    pub force: bool,
 }
 
 /// The filter after an import.
@@ -90,6 +100,16 @@ pub fn run(args: ImportArgs, target: &mut dyn Target) -> anyhow::Result<ExitCode
         bail!("importing into a stack reads each file twice; standard input (-) cannot be used");
     }
     let op = if args.remove { Op::Remove } else { Op::Add };
+    if args.force && !args.remove {
+        bail!("--force applies to withdrawals (--remove) only");
+    }
+    let guard = Guard {
+        limits: Limits {
+            max_withdraw_share: args.max_withdraw_share,
+            ..Limits::default()
+        },
+        force: args.force,
+    };
     let mut results = Vec::new();
     let mut totals = ImportStats::default();
     let mut rejected = 0;
@@ -111,7 +131,7 @@ pub fn run(args: ImportArgs, target: &mut dyn Target) -> anyhow::Result<ExitCode
             stats: None,
             error: None,
         };
-        match target.apply_file(path, format, &options, op) {
+        match target.apply_file(path, format, &options, op, &guard) {
             Ok((summary, stats)) => {
                 totals += stats;
                 result.entries = Some(summary.entries);
@@ -202,7 +222,28 @@ impl Target for LocalTarget {
         format: ListFormat,
         options: &ParseOptions,
         op: Op,
+        guard: &Guard,
     ) -> anyhow::Result<(ParseSummary, ImportStats)> {
+        // A withdrawal from a file is held to the allowed share of its lists, as on a
+        // stack (standard input is read once, so it is not: the operator is at the keyboard).
+        if op == Op::Remove && !guard.force && path.as_os_str() != "-" {
+            let file = ListFile {
+                key: options.source_name.clone(),
+                list: options.default_list.clone(),
+                format,
+                op,
+                force: false,
+                declared_sha256: None,
+                declared_entries: None,
+            };
+            let (reader, _) = open_with_progress(path)?;
+            let checked = sync::check(reader, &file, &guard.limits)?;
+            let mut sizes = std::collections::BTreeMap::<String, u64>::new();
+            for c in self.db.store().stats()?.entries {
+                *sizes.entry(c.list).or_default() += c.entries;
+            }
+            sync::judge(&file, &checked, &sizes, &guard.limits)?;
+        }
         let (reader, bar) = open_with_progress(path)?;
         let result = import_list(self.db.store(), reader, format, options, op);
         if let Some(bar) = bar {

@@ -11,14 +11,19 @@ mod buckets;
 mod cases;
 mod export;
 mod feedback;
+mod filters;
 mod import;
+mod keys;
 mod output;
 mod remote;
 mod reports;
 mod scan;
 mod stats;
 
-use args::{AuditCommand, BucketsCommand, CasesCommand, Cli, Command, FilterCommand, ListsCommand};
+use args::{
+    AuditCommand, BucketsCommand, CasesCommand, Cli, Command, FilterCommand, KeysCommand,
+    ListsCommand,
+};
 
 /// `lists import` into a local hash database (`--db`) or the stack the environment names.
 fn lists_import(args: args::ImportArgs) -> anyhow::Result<ExitCode> {
@@ -46,6 +51,9 @@ fn main() -> ExitCode {
         Command::Lists(ListsCommand::Feedback(a)) => feedback::export(&a),
         Command::Filter(FilterCommand::Rebuild(a)) => stats::rebuild(a),
         Command::Filter(FilterCommand::Inspect(a)) => stats::inspect(a),
+        Command::Filter(FilterCommand::Status(a)) => filters::status(&a),
+        Command::Filter(FilterCommand::Rollback(a)) => filters::rollback(&a),
+        Command::Keys(KeysCommand::Generate(a)) => keys::generate(&a),
         Command::Scan(a) => scan::run(a),
         Command::Buckets(BucketsCommand::Attach(a)) => buckets::attach(&a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(&a),
