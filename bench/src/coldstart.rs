@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
-use hashgate_aws::filter_source::{publish, FilterLocation};
+use hashgate_aws::publisher::Publisher;
 use hashgate_core::digest::{digest_bytes, AlgorithmSet};
 use hashgate_core::filter::{FilterSnapshot, DEFAULT_FP_RATE};
+use hashgate_core::manifest::TrustedKeys;
 use hashgate_core::{Algorithm, Digest};
 use hashgate_e2e::{bin, Stack};
 
@@ -24,8 +25,6 @@ use crate::data::{generated_digest, write_random_bytes, MEMBER_SEED};
 use crate::scan::{fresh_dir, import_db, time_alternating, Contender, Row};
 use crate::stats::{mib, thousands, Samples};
 
-/// The scanner's default filter key (functions/scanner/src/config.rs).
-const FILTER_KEY: &str = "filters/current.hgf";
 /// Longest wait for one cold start on the emulator.
 const STACK_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -200,22 +199,23 @@ async fn stack_scenarios(entries: u64, runs: usize) -> Result<StackColdStart> {
             ));
             let stack = Stack::start();
             let s3 = hashgate_aws::s3_client(&stack.sdk().await);
-            let at = FilterLocation {
-                bucket: stack.var("HASHGATE_FILTER_BUCKET").to_string(),
-                key: stack
-                    .env()
-                    .get("HASHGATE_FILTER_KEY")
-                    .cloned()
-                    .unwrap_or_else(|| FILTER_KEY.to_owned()),
-            };
-            let small = import_one(&stack, &s3, &at).await?;
+            let trusted = TrustedKeys::parse(stack.var("HASHGATE_FILTER_PUBLIC_KEYS"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let at = Publisher::new(s3.clone(), stack.var("HASHGATE_FILTER_BUCKET"), trusted, 10);
+            let small = import_one(&stack, &at).await?;
             let scenario = if big {
                 let version = small.info().store_version;
                 if full.as_ref().is_none_or(|(v, _)| *v != version) {
                     full = Some((version, full_filter(entries, version)?));
                 }
                 let (_, snapshot) = full.as_ref().expect("just built");
-                publish(&s3, &at, snapshot)
+                let source =
+                    hashgate_aws::signing::source_from_vars(|n| stack.env().get(n).cloned())
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                let key = hashgate_aws::signing::load(&stack.sdk().await, &source)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                at.publish(&key, snapshot, hashgate_core::time::Timestamp::now())
                     .await
                     .map_err(|e| anyhow::anyhow!(e))?;
                 full_scenario.filter_bytes = snapshot.to_bytes().len() as u64;
@@ -251,11 +251,7 @@ async fn stack_scenarios(entries: u64, runs: usize) -> Result<StackColdStart> {
 
 /// A one-entry list imported through the real CLI (it sets the store's version and
 /// publishes a filter); returns the published filter.
-async fn import_one(
-    stack: &Stack,
-    s3: &aws_sdk_s3::Client,
-    at: &FilterLocation,
-) -> Result<FilterSnapshot> {
+async fn import_one(stack: &Stack, at: &Publisher) -> Result<FilterSnapshot> {
     let list_dir = tempfile::tempdir()?;
     let list = list_dir.path().join("coldstart-list.txt");
     std::fs::write(&list, format!("{}\n", listed_md5()?))
@@ -272,19 +268,22 @@ async fn import_one(
         list.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let published = s3
-        .get_object()
-        .bucket(&at.bucket)
-        .key(&at.key)
-        .send()
+    let manifest = at
+        .current()
         .await
-        .with_context(|| format!("{}: fetching the published filter", at.url()))?
-        .body
-        .collect()
+        .map_err(|e| anyhow::anyhow!(e))?
+        .manifest()
+        .cloned()
+        .context("no valid filter manifest after the import")?;
+    let published = at
+        .get(&manifest.snapshot)
         .await
-        .with_context(|| format!("{}: reading the published filter", at.url()))?
-        .into_bytes();
-    Ok(FilterSnapshot::from_bytes(&published, &at.url())?)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .context("the published snapshot is missing")?;
+    Ok(FilterSnapshot::from_bytes(
+        &published,
+        &at.url(&manifest.snapshot),
+    )?)
 }
 
 /// The listed digest and `entries` generated ones, for store version `version`.

@@ -129,21 +129,39 @@ impl Stack {
 
     /// The scanner as a local worker on the scan queue.
     pub fn worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let mut vars = vec![("HASHGATE_FILTER_REFRESH_SECONDS", "1")];
+        vars.extend_from_slice(extra);
+        self.spawn("scanner", &vars)
+    }
+
+    /// hashlist-sync as a local worker on the lists queue, its scheduled work every 2 s
+    /// unless `extra` says otherwise.
+    pub fn sync_worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let mut vars = vec![("HASHGATE_SYNC_INTERVAL_SECONDS", "2")];
+        vars.extend_from_slice(extra);
+        self.spawn("hashlist-sync", &vars)
+    }
+
+    /// A workspace binary as a worker on the stack, logging to a file of the state directory.
+    fn spawn(&self, binary: &str, extra: &[(&str, &str)]) -> Worker {
         let log = self
             .state
             .path()
-            .join(format!("worker-{}.log", now_nanos()));
+            .join(format!("{binary}-{}.log", now_nanos()));
         let file = std::fs::File::create(&log).expect("worker log");
         let child = self
-            .command(bin("scanner"))
-            .env("HASHGATE_FILTER_REFRESH_SECONDS", "1")
+            .command(bin(binary))
             .env("HASHGATE_LOG", "info")
             .envs(extra.iter().copied())
             .stdout(Stdio::from(file.try_clone().expect("log handle")))
             .stderr(Stdio::from(file))
             .spawn()
-            .expect("start the scanner worker");
-        Worker { child, log }
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        Worker {
+            child,
+            log,
+            name: binary.to_string(),
+        }
     }
 }
 
@@ -337,6 +355,7 @@ fn now_nanos() -> u128 {
 pub struct Worker {
     child: Child,
     log: PathBuf,
+    name: String,
 }
 
 impl Worker {
@@ -348,7 +367,11 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- scanner worker log ---\n{}--- end ---", self.log());
+            eprintln!(
+                "--- {} worker log ---\n{}--- end ---",
+                self.name,
+                self.log()
+            );
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -406,19 +406,18 @@ async fn warm_scanners_take_new_lists_refuse_bad_filters_and_respect_owner_tags(
     )
     .await;
 
-    // A damaged snapshot is refused loudly; matching goes on with the last good one.
+    // A damaged manifest is refused loudly; matching goes on with the last good filter.
     s3.put_object()
         .bucket(stack.var("HASHGATE_FILTER_BUCKET"))
-        .key("filters/current.hgf")
-        .body(ByteStream::from_static(b"HGFILTER but truncated"))
+        .key(hashgate_core::manifest::MANIFEST_KEY)
+        .body(ByteStream::from_static(
+            b"{\"format\": \"hashgate-filter-manifest/1\", \"manif",
+        ))
         .send()
         .await
         .unwrap();
-    eventually("the damaged snapshot refused", WAIT, || async {
-        worker
-            .log()
-            .contains("filter snapshot REFUSED")
-            .then_some(())
+    eventually("the damaged manifest refused", WAIT, || async {
+        worker.log().contains("filter REFUSED").then_some(())
     })
     .await;
     let third = put(&s3, &uploads, "warm/three.jpg", BAD_ONE).await;

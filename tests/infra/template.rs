@@ -1108,7 +1108,7 @@ fn hashlist_sync_is_fed_by_the_lists_bucket_one_file_at_a_time_and_on_a_schedule
     // The bucket HASHGATE_LISTS_BUCKET names announces what lands under incoming/ (and only
     // there: the function's own moves announce nothing) to that queue, which lets it in.
     let lists = f.variable_resource("HASHGATE_LISTS_BUCKET");
-    assert_eq!(f.buckets_notifying(&queue), [lists.clone()]);
+    assert_eq!(f.buckets_notifying(&queue), std::slice::from_ref(&lists));
     let bucket = &resources[&lists];
     let notifications = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
         .as_array()
