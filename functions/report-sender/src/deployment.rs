@@ -120,7 +120,11 @@ pub fn binding(resource: Resource) -> Binding {
         | Resource::SigningKey
         | Resource::ReviewQueue
         | Resource::EventBus
-        | Resource::ScanQueue => {
+        | Resource::ScanQueue
+        | Resource::ListObjects
+        | Resource::ListsBucket
+        | Resource::ListsQueue
+        | Resource::FilterSigningSecret => {
             unreachable!(
                 "the report sender's needs name no other function's resource, yet {resource:?} \
                  was asked for"

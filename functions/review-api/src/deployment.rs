@@ -155,7 +155,11 @@ pub fn binding(resource: Resource) -> Binding {
         | Resource::ReviewQueue
         | Resource::CybertipSecret
         | Resource::ReportFailureQueue
-        | Resource::ScanQueue => {
+        | Resource::ScanQueue
+        | Resource::ListObjects
+        | Resource::ListsBucket
+        | Resource::ListsQueue
+        | Resource::FilterSigningSecret => {
             unreachable!(
                 "the review function's needs name no scanner resource, yet {resource:?} was \
                  asked for"
