@@ -599,3 +599,51 @@ async fn a_pulled_source_imports_a_changed_list_once_and_an_unchanged_etag_costs
         .unwrap();
     assert_eq!(found, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_generate_writes_a_private_file_or_a_secret_and_prints_the_public_key() {
+    let stack = Stack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signing.key");
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["keys", "generate", "--json", "--out"])
+        .arg(&path)
+        .args(["--secret-name", "e2e/filter-signing"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The private key never reaches the terminal.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(text.trim()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let key = SigningKey::parse(&text).unwrap();
+    assert_eq!(printed["public_key"], key.public().to_text());
+    assert_eq!(printed["key_id"], key.public().id());
+    // The secret holds the same key, and the loader reads it.
+    let sdk = stack.sdk().await;
+    let source = hashgate_aws::signing::KeySource::Secret(
+        printed["secret_arn"].as_str().unwrap().to_string(),
+    );
+    let loaded = hashgate_aws::signing::load(&sdk, &source).await.unwrap();
+    assert_eq!(loaded.public(), key.public());
+    // An existing file is never overwritten.
+    let again = stack
+        .command(bin("hashgate"))
+        .args(["keys", "generate", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}

@@ -23,6 +23,31 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The invocation as an embedded-metric line (`ListsApplied`, `ListsRefused`,
+    /// `FiltersPublished`), for CloudWatch in Lambda.
+    pub fn emf(&self, function: &str, now_ms: u64) -> String {
+        use hashgate_aws::metrics::{emf_line, Metric};
+        let count = |name, n: usize| Metric {
+            name,
+            unit: "Count",
+            value: n as f64,
+        };
+        emf_line(
+            "hashgate",
+            &[("FunctionName", function)],
+            &[
+                count("ListsApplied", self.applied.len()),
+                count("ListsRefused", self.refused.len()),
+                count("ListsPulled", self.pulled.len()),
+                count(
+                    "FiltersPublished",
+                    usize::from(self.published_sequence.is_some()),
+                ),
+            ],
+            now_ms,
+        )
+    }
+
     fn record(&mut self, outcome: FileOutcome) {
         match outcome {
             FileOutcome::Applied { key, .. } => self.applied.push(key),
@@ -202,5 +227,20 @@ mod tests {
         assert_eq!(files[1], (Some("m2".into()), Ok(vec![])));
         assert!(files[2].1.is_err());
         assert!(parse_invocation(&json!({"hello": 1}), "lists").is_err());
+    }
+
+    #[test]
+    fn the_metric_line_counts_what_happened() {
+        let summary = Summary {
+            applied: vec!["a".into(), "b".into()],
+            refused: vec!["c".into()],
+            published_sequence: Some(4),
+            ..Summary::default()
+        };
+        let v: Value = serde_json::from_str(&summary.emf("stack-sync", 1)).unwrap();
+        assert_eq!(v["ListsApplied"], 2.0);
+        assert_eq!(v["ListsRefused"], 1.0);
+        assert_eq!(v["FiltersPublished"], 1.0);
+        assert_eq!(v["FunctionName"], "stack-sync");
     }
 }

@@ -23,11 +23,19 @@ async fn main() -> anyhow::Result<()> {
         return hashgate_hashlist_sync::worker::run(handler, queue, config.interval).await;
     }
     let handler = std::sync::Arc::new(handler);
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "hashlist-sync".into());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let handler = handler.clone();
+        let (handler, function) = (handler.clone(), function.clone());
         async move {
             match handler.handle(&event.payload).await {
-                Ok(summary) => Ok(serde_json::to_value(&summary).unwrap_or_default()),
+                Ok(summary) => {
+                    let now_ms = hashgate_core::time::Timestamp::now()
+                        .as_millisecond()
+                        .max(0) as u64;
+                    println!("{}", summary.emf(&function, now_ms));
+                    Ok(serde_json::to_value(&summary).unwrap_or_default())
+                }
                 Err(e) => Err(Diagnostic::from(e)),
             }
         }

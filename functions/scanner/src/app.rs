@@ -207,9 +207,15 @@ where
         }
         match state.feed.refresh().await {
             Refresh::Loaded(f) => {
+                let age_hours = now
+                    .as_second()
+                    .saturating_sub(f.info().built_at().as_second())
+                    .max(0) as f64
+                    / 3600.0;
                 tracing::info!(
                     entries = f.info().entries,
                     store_version = f.info().store_version,
+                    age_hours = (age_hours * 100.0).round() / 100.0,
                     "filter snapshot loaded"
                 );
                 state.filter = Some(f);
@@ -219,6 +225,7 @@ where
                 tracing::warn!("no filter snapshot published: every digest goes to the exact store")
             }
             Refresh::Refused(e) => {
+                self.tally.lock().expect("tally lock").filter_refused += 1;
                 tracing::error!(error = %e, "filter snapshot REFUSED; keeping the last good one")
             }
             Refresh::Unavailable(e) => {
@@ -251,7 +258,7 @@ where
             .await
             .filter
             .as_ref()
-            .map(|f| f.info().built_at());
+            .map(|f| (f.info().built_at(), f.info().store_version));
         if tally.is_empty() && built_at.is_none() {
             return None;
         }

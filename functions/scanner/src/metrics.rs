@@ -21,6 +21,8 @@ pub struct Tally {
     pub bytes_read: u64,
     /// Scans that asked the exact store about every digest (no usable filter).
     pub filter_bypassed: u64,
+    /// Filters refused (bad signature, replay, altered snapshot...) since the last report.
+    pub filter_refused: u64,
 }
 
 impl Tally {
@@ -41,14 +43,9 @@ impl Tally {
         *self == Tally::default()
     }
 
-    /// The EMF line for this tally; `filter_built_at` is the build time of the filter
-    /// snapshot in use, if any.
-    pub fn emf(
-        &self,
-        function: &str,
-        filter_built_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> String {
+    /// The EMF line for this tally; `filter` is the build time of the filter snapshot in use
+    /// and the store version it covers, if there is one.
+    pub fn emf(&self, function: &str, filter: Option<(Timestamp, u64)>, now: Timestamp) -> String {
         let count = |name, value: u64| Metric {
             name,
             unit: "Count",
@@ -60,18 +57,24 @@ impl Tally {
             count("Unscanned", self.unscanned),
             count("FastPath", self.fast_path),
             count("FilterBypassed", self.filter_bypassed),
+            count("FilterRefused", self.filter_refused),
             Metric {
                 name: "BytesRead",
                 unit: "Bytes",
                 value: self.bytes_read as f64,
             },
         ];
-        if let Some(built) = filter_built_at {
+        if let Some((built, version)) = filter {
             let age = now.as_second().saturating_sub(built.as_second()).max(0) as f64 / 3600.0;
             metrics.push(Metric {
                 name: "FilterAgeHours",
                 unit: "None",
                 value: (age * 100.0).round() / 100.0,
+            });
+            metrics.push(Metric {
+                name: "FilterStoreVersion",
+                unit: "None",
+                value: version as f64,
             });
         }
         emf_line(
@@ -122,17 +125,20 @@ mod tests {
                 fast_path: 1,
                 bytes_read: 100,
                 filter_bypassed: 1,
+                filter_refused: 0,
             }
         );
         let now = Timestamp::from_second(1_000_000 + 9_000).unwrap();
         let built = Timestamp::from_second(1_000_000).unwrap();
         let v: serde_json::Value =
-            serde_json::from_str(&tally.emf("stack-scanner", Some(built), now)).unwrap();
+            serde_json::from_str(&tally.emf("stack-scanner", Some((built, 42)), now)).unwrap();
         assert_eq!(v["FunctionName"], "stack-scanner");
         assert_eq!(v["Clean"], 2.0);
         assert_eq!(v["Unscanned"], 1.0);
         assert_eq!(v["FastPath"], 1.0);
         assert_eq!(v["FilterAgeHours"], 2.5);
+        assert_eq!(v["FilterStoreVersion"], 42.0);
+        assert_eq!(v["FilterRefused"], 0.0);
         let without: serde_json::Value = serde_json::from_str(&tally.emf("f", None, now)).unwrap();
         assert!(without.get("FilterAgeHours").is_none());
     }
