@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use hashgate_core::event::ObjectRef;
-use hashgate_core::lists::sync::{self, Limits, ListFile, Refusal};
+use hashgate_core::lists::sync::{self, FileAction, FileSync, Finished, Limits, Refusal};
 use hashgate_core::manifest::{Manifest, SigningKey};
 use hashgate_core::store::ImportStats;
 use hashgate_core::time::Timestamp;
@@ -96,8 +96,9 @@ impl ListSync {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    /// Handle the file at `key`. `Err` is a failure worth retrying (the store or S3 could not
-    /// be reached); a bad file is `Ok(FileOutcome::Refused)`.
+    /// Handle the file at `key`, driving the core's [`FileSync`]. `Err` is a failure worth
+    /// retrying (the store or S3 could not be reached; the retry starts again from what the
+    /// bucket holds); a bad file is `Ok(FileOutcome::Refused)`.
     pub async fn process(&self, key: &str) -> Result<FileOutcome, String> {
         let head = match self
             .s3
@@ -118,62 +119,98 @@ impl ListSync {
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
         let size = head.content_length().unwrap_or(0).max(0) as u64;
-        let file = match ListFile::from_object(key, &metadata)
-            .and_then(|f| f.check_size(size, &self.limits).map(|()| f))
-        {
-            Ok(f) => f,
-            Err(refusal) => return self.refuse(refusal).await,
-        };
-        let download = self.download(key, head.e_tag()).await?;
-        let (path, limits, f) = (download.0.clone(), self.limits, file.clone());
-        let checked = tokio::task::spawn_blocking(move || {
-            let reader = std::fs::File::open(&path)
-                .map(std::io::BufReader::new)
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(sync::check(reader, &f, &limits))
-        })
-        .await
-        .map_err(|e| format!("{}: the check stopped: {e}", self.url(key)))??;
-        let checked = match checked {
-            Ok(c) => c,
-            Err(refusal) => return self.refuse(refusal).await,
-        };
-        let sizes = self.hashes.list_sizes().await.map_err(|e| e.to_string())?;
-        if let Err(refusal) = sync::judge(&file, &checked, &sizes, &self.limits) {
-            return self.refuse(refusal).await;
+        let mut protocol = FileSync::new(key, &metadata, size, self.limits);
+        let mut download: Option<Download> = None;
+        let mut imported: Option<(ImportStats, u64, u64)> = None;
+        loop {
+            match protocol.action() {
+                FileAction::Check(file) => {
+                    let d = self.download(key, head.e_tag()).await?;
+                    let (path, limits) = (d.0.clone(), self.limits);
+                    download = Some(d);
+                    let checked = tokio::task::spawn_blocking(move || {
+                        let reader = std::fs::File::open(&path)
+                            .map(std::io::BufReader::new)
+                            .map_err(|e| e.to_string())?;
+                        Ok::<_, String>(sync::check(reader, &file, &limits))
+                    })
+                    .await
+                    .map_err(|e| format!("{}: the check stopped: {e}", self.url(key)))??;
+                    let sizes = self.hashes.list_sizes().await.map_err(|e| e.to_string())?;
+                    if let Ok(c) = &checked {
+                        imported = Some((ImportStats::default(), 0, c.entries));
+                    }
+                    protocol.checked(checked, &sizes);
+                    continue;
+                }
+                FileAction::Import(file) => {
+                    let path = download
+                        .as_ref()
+                        .map(|d| d.0.clone())
+                        .ok_or("imported before it was checked")?;
+                    let reopen: list_import::Reopen = Box::new(move || {
+                        let f = std::fs::File::open(&path)?;
+                        Ok(Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::Read + Send>)
+                    });
+                    let (stats, version) = list_import::stage_and_commit(
+                        &self.hashes,
+                        reopen,
+                        file.format,
+                        &file.parse_options(),
+                        file.op,
+                    )
+                    .await
+                    .map_err(|e| format!("{}: importing: {e}", self.url(key)))?;
+                    let entries = imported.map_or(0, |(_, _, n)| n);
+                    tracing::info!(
+                        key,
+                        list = %file.list,
+                        op = ?file.op,
+                        entries,
+                        added = stats.added,
+                        updated = stats.updated,
+                        removed = stats.removed,
+                        store_version = version,
+                        "list imported"
+                    );
+                    imported = Some((stats, version, entries));
+                }
+                FileAction::WriteReason { key: at, refusal } => {
+                    tracing::error!(
+                        key = %refusal.key,
+                        kind = refusal.kind.as_str(),
+                        reason = %refusal.reason,
+                        moved_to = %sync::rejected_key(&refusal.key),
+                        "list file REFUSED: nothing of it was applied"
+                    );
+                    self.put(&at, refusal.document(Timestamp::now()), "application/json")
+                        .await?;
+                }
+                FileAction::Copy { to } => self.copy(key, &to).await?,
+                FileAction::Announce(refusal) => self.announce_refusal(&refusal).await,
+                FileAction::DeleteIncoming => {
+                    self.s3
+                        .delete_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .map_err(|e| sdk(format!("delete {}", self.url(key)), e))?;
+                }
+                FileAction::Done(Finished::Applied { .. }) => {
+                    let (stats, version, _) = imported.unwrap_or_default();
+                    return Ok(FileOutcome::Applied {
+                        key: key.into(),
+                        stats,
+                        version,
+                    });
+                }
+                FileAction::Done(Finished::Refused { refusal, .. }) => {
+                    return Ok(FileOutcome::Refused(refusal))
+                }
+            }
+            protocol.step_done();
         }
-        let path = download.0.clone();
-        let reopen: list_import::Reopen = Box::new(move || {
-            let f = std::fs::File::open(&path)?;
-            Ok(Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::Read + Send>)
-        });
-        let (stats, version) = list_import::stage_and_commit(
-            &self.hashes,
-            reopen,
-            file.format,
-            &file.parse_options(),
-            file.op,
-        )
-        .await
-        .map_err(|e| format!("{}: importing: {e}", self.url(key)))?;
-        drop(download);
-        tracing::info!(
-            key,
-            list = %file.list,
-            op = ?file.op,
-            entries = checked.entries,
-            added = stats.added,
-            updated = stats.updated,
-            removed = stats.removed,
-            store_version = version,
-            "list imported"
-        );
-        self.move_object(key, &sync::applied_key(key)).await?;
-        Ok(FileOutcome::Applied {
-            key: key.into(),
-            stats,
-            version,
-        })
     }
 
     /// Download `key` (the version with `etag`, so a file replaced meanwhile is not mixed
@@ -209,8 +246,8 @@ impl ListSync {
         Ok(download)
     }
 
-    /// Copy `from` to `to`, then delete `from` (the bucket is versioned: nothing is lost).
-    async fn move_object(&self, from: &str, to: &str) -> Result<(), String> {
+    /// Copy `from` to `to` within the lists bucket.
+    async fn copy(&self, from: &str, to: &str) -> Result<(), String> {
         let source = crate::s3::copy_source(&ObjectRef {
             bucket: self.bucket.clone(),
             key: from.into(),
@@ -224,52 +261,29 @@ impl ListSync {
             .copy_source(source)
             .send()
             .await
-            .map_err(|e| sdk(format!("copy {} to {to}", self.url(from)), e))?;
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(from)
-            .send()
-            .await
-            .map_err(|e| sdk(format!("delete {}", self.url(from)), e))?;
-        Ok(())
+            .map(|_| ())
+            .map_err(|e| sdk(format!("copy {} to {to}", self.url(from)), e))
     }
 
-    /// A refused file: the reason beside where it goes, the file moved there, the refusal
-    /// logged and announced.
-    pub async fn refuse(&self, refusal: Refusal) -> Result<FileOutcome, String> {
-        let rejected = sync::rejected_key(&refusal.key);
-        tracing::error!(
-            key = %refusal.key,
-            kind = refusal.kind.as_str(),
-            reason = %refusal.reason,
-            moved_to = %rejected,
-            "list file REFUSED: nothing of it was applied"
-        );
-        self.put(
-            &sync::reason_key(&rejected),
-            refusal.document(Timestamp::now()),
-            "application/json",
-        )
-        .await?;
-        self.move_object(&refusal.key, &rejected).await?;
-        if let Some(alerts) = &self.alerts {
-            let detail = serde_json::to_string(&RefusedNotice {
-                bucket: &self.bucket,
-                key: &refusal.key,
-                rejected_key: rejected.clone(),
-                kind: refusal.kind.as_str(),
-                reason: &refusal.reason,
-            })
-            .unwrap_or_default();
-            if let Err(e) =
-                crate::notify::put_event(&alerts.events, &alerts.bus, REFUSED_DETAIL_TYPE, detail)
-                    .await
-            {
-                tracing::error!(error = %e, "cannot announce the refused list");
-            }
+    /// Announce a refused file on the event bus ("List Refused"), when one is configured. A
+    /// failure is logged: the refusal is in the log and beside the file already.
+    async fn announce_refusal(&self, refusal: &Refusal) {
+        let Some(alerts) = &self.alerts else {
+            return;
+        };
+        let detail = serde_json::to_string(&RefusedNotice {
+            bucket: &self.bucket,
+            key: &refusal.key,
+            rejected_key: sync::rejected_key(&refusal.key),
+            kind: refusal.kind.as_str(),
+            reason: &refusal.reason,
+        })
+        .unwrap_or_default();
+        if let Err(e) =
+            crate::notify::put_event(&alerts.events, &alerts.bus, REFUSED_DETAIL_TYPE, detail).await
+        {
+            tracing::error!(error = %e, "cannot announce the refused list");
         }
-        Ok(FileOutcome::Refused(refusal))
     }
 
     /// Write an object of the lists bucket (a pulled source's file or state, a reason).

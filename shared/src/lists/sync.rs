@@ -427,6 +427,140 @@ pub fn judge(
     Ok(())
 }
 
+/// What becomes of one file: the protocol as a sans-IO state machine, like the quarantine's.
+/// The caller asks [`FileSync::action`], does it, and reports; a crash between any two
+/// steps is finished by starting again from what the bucket holds (a file still in
+/// `incoming/` is checked and imported again, which changes nothing; a file already moved
+/// is gone). The file is never deleted from `incoming/` before its copy in `applied/` or
+/// `rejected/` exists, and nothing of a refused file is imported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileSync {
+    file: Option<ListFile>,
+    key: String,
+    limits: Limits,
+    state: State,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    Start,
+    Passed,
+    Imported,
+    Refused(Refusal),
+    ReasonWritten(Refusal),
+    CopiedRejected(Refusal),
+    Announced(Refusal),
+    CopiedApplied,
+    Finished(Finished),
+}
+
+/// The next thing to do for a file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FileAction {
+    /// Read the whole file through [`check`] and the lists' sizes; report with
+    /// [`FileSync::checked`].
+    Check(ListFile),
+    /// Import it atomically; report with [`FileSync::step_done`].
+    Import(ListFile),
+    /// Write the refusal's document at `key` (`refused_at` is the caller's clock).
+    WriteReason { key: String, refusal: Refusal },
+    /// Copy the file from `incoming/` to `to`.
+    Copy { to: String },
+    /// Log and announce the refusal (at least once).
+    Announce(Refusal),
+    /// Delete the file from `incoming/` (its copy exists).
+    DeleteIncoming,
+    /// Nothing more.
+    Done(Finished),
+}
+
+/// How a file ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finished {
+    Applied { applied: String },
+    Refused { rejected: String, refusal: Refusal },
+}
+
+impl FileSync {
+    /// The protocol for the object at `key` with `metadata` and `size`: a key or metadata
+    /// that does not say what it is, or a size over the limit, is refused from the start.
+    pub fn new(
+        key: &str,
+        metadata: &BTreeMap<String, String>,
+        size: u64,
+        limits: Limits,
+    ) -> FileSync {
+        let parsed = ListFile::from_object(key, metadata)
+            .and_then(|f| f.check_size(size, &limits).map(|()| f));
+        let (file, state) = match parsed {
+            Ok(f) => (Some(f), State::Start),
+            Err(refusal) => (None, State::Refused(refusal)),
+        };
+        FileSync {
+            file,
+            key: key.to_string(),
+            limits,
+            state,
+        }
+    }
+
+    pub fn action(&self) -> FileAction {
+        let file = || self.file.clone().expect("a file that passed its layout");
+        match &self.state {
+            State::Start => FileAction::Check(file()),
+            State::Passed => FileAction::Import(file()),
+            State::Imported => FileAction::Copy {
+                to: applied_key(&self.key),
+            },
+            State::CopiedApplied => FileAction::DeleteIncoming,
+            State::Refused(r) => FileAction::WriteReason {
+                key: reason_key(&rejected_key(&self.key)),
+                refusal: r.clone(),
+            },
+            State::ReasonWritten(_) => FileAction::Copy {
+                to: rejected_key(&self.key),
+            },
+            State::CopiedRejected(r) => FileAction::Announce(r.clone()),
+            State::Announced(_) => FileAction::DeleteIncoming,
+            State::Finished(f) => FileAction::Done(f.clone()),
+        }
+    }
+
+    /// The outcome of [`FileAction::Check`]: the whole file's facts (or its refusal) and the
+    /// sizes of the lists it names.
+    pub fn checked(
+        &mut self,
+        result: Result<Checked, Refusal>,
+        list_sizes: &BTreeMap<String, u64>,
+    ) {
+        assert_eq!(self.state, State::Start, "checked out of turn");
+        let file = self.file.as_ref().expect("checked a file");
+        self.state = match result.and_then(|c| judge(file, &c, list_sizes, &self.limits)) {
+            Ok(()) => State::Passed,
+            Err(r) => State::Refused(r),
+        };
+    }
+
+    /// The step [`FileSync::action`] asked for is done (any but `Check` and `Done`).
+    pub fn step_done(&mut self) {
+        self.state = match std::mem::replace(&mut self.state, State::Start) {
+            State::Passed => State::Imported,
+            State::Imported => State::CopiedApplied,
+            State::CopiedApplied => State::Finished(Finished::Applied {
+                applied: applied_key(&self.key),
+            }),
+            State::Refused(r) => State::ReasonWritten(r),
+            State::ReasonWritten(r) => State::CopiedRejected(r),
+            State::CopiedRejected(r) => State::Announced(r),
+            State::Announced(r) => State::Finished(Finished::Refused {
+                rejected: rejected_key(&self.key),
+                refusal: r,
+            }),
+            other => panic!("step_done in {other:?}"),
+        };
+    }
+}
+
 /// Where an imported file is moved.
 pub fn applied_key(key: &str) -> String {
     format!("{APPLIED}{}", key.strip_prefix(INCOMING).unwrap_or(key))
@@ -613,6 +747,126 @@ mod tests {
             &limits,
         )
         .unwrap();
+    }
+
+    /// A lists bucket and a store in memory, failing at the `crash_at`-th step.
+    #[derive(Default)]
+    struct World {
+        objects: BTreeMap<String, String>,
+        store: std::collections::BTreeSet<String>,
+        imports: usize,
+        announced: usize,
+        steps: usize,
+        crash_at: Option<usize>,
+    }
+
+    impl World {
+        fn step(&mut self) -> Result<(), ()> {
+            self.steps += 1;
+            if self.crash_at == Some(self.steps) {
+                return Err(());
+            }
+            Ok(())
+        }
+
+        /// One run of the protocol for `key`, as the adapter drives it.
+        fn run(&mut self, key: &str, limits: Limits) -> Result<Option<Finished>, ()> {
+            let Some(body) = self.objects.get(key).cloned() else {
+                return Ok(None); // gone: handled before
+            };
+            let mut p = FileSync::new(key, &BTreeMap::new(), body.len() as u64, limits);
+            loop {
+                match p.action() {
+                    FileAction::Check(f) => {
+                        self.step()?;
+                        let sizes = [(f.list.clone(), self.store.len() as u64)].into();
+                        p.checked(check(body.as_bytes(), &f, &limits), &sizes);
+                        continue;
+                    }
+                    FileAction::Import(_) => {
+                        self.step()?;
+                        self.imports += 1;
+                        self.store.extend(body.lines().map(str::to_string));
+                    }
+                    FileAction::WriteReason { key, refusal } => {
+                        self.step()?;
+                        let doc = refusal.document("2026-12-01T00:00:00Z".parse().unwrap());
+                        self.objects.insert(key, String::from_utf8(doc).unwrap());
+                    }
+                    FileAction::Copy { to } => {
+                        self.step()?;
+                        self.objects.insert(to, body.clone());
+                    }
+                    FileAction::Announce(_) => {
+                        self.step()?;
+                        self.announced += 1;
+                    }
+                    FileAction::DeleteIncoming => {
+                        self.step()?;
+                        self.objects.remove(key);
+                    }
+                    FileAction::Done(f) => return Ok(Some(f)),
+                }
+                p.step_done();
+            }
+        }
+
+        /// The file's content is somewhere: waiting, applied or rejected.
+        fn kept(&self, key: &str, body: &str) -> bool {
+            [key.to_string(), applied_key(key), rejected_key(key)]
+                .iter()
+                .any(|k| self.objects.get(k).map(String::as_str) == Some(body))
+        }
+    }
+
+    #[test]
+    fn a_crash_after_any_step_is_finished_by_running_again_and_the_file_is_never_lost() {
+        let good = format!("{MD5_A}\n{MD5_B}\n");
+        let bad = format!("{MD5_A}\n{}\n", &MD5_B[..7]);
+        for (key, body, applied) in [
+            ("incoming/a/good.txt", good.as_str(), true),
+            ("incoming/a/bad.txt", bad.as_str(), false),
+            ("incoming/too/deep/x/y.txt", good.as_str(), false),
+        ] {
+            for crash_at in 1..=6 {
+                let mut w = World {
+                    crash_at: Some(crash_at),
+                    ..World::default()
+                };
+                w.objects.insert(key.to_string(), body.to_string());
+                let first = w.run(key, Limits::default());
+                assert!(
+                    w.kept(key, body),
+                    "{key}: lost after a crash at step {crash_at}"
+                );
+                if first.is_ok() {
+                    assert!(!w.objects.contains_key(key));
+                }
+                w.crash_at = None;
+                let finished = match w.run(key, Limits::default()).unwrap() {
+                    Some(f) => f,
+                    None => first.unwrap().expect("finished before"),
+                };
+                assert!(!w.objects.contains_key(key), "{key} still waiting");
+                assert!(w.kept(key, body));
+                match finished {
+                    Finished::Applied { applied: at } => {
+                        assert!(applied, "{key}");
+                        assert_eq!(w.objects[&at], body);
+                        assert_eq!(w.store.len(), 2);
+                        assert!(w.imports >= 1);
+                    }
+                    Finished::Refused { rejected, refusal } => {
+                        assert!(!applied, "{key}");
+                        assert_eq!(w.objects[&rejected], body);
+                        assert!(w.objects.contains_key(&reason_key(&rejected)));
+                        assert!(w.store.is_empty(), "nothing of a refused file is imported");
+                        assert_eq!(w.imports, 0);
+                        assert!(w.announced >= 1, "{refusal}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
