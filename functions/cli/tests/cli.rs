@@ -297,20 +297,34 @@ fn reimport_is_idempotent_and_removal_withdraws() {
     assert_eq!(r["added"], 0);
     assert_eq!(r["already_present"], 2);
 
-    let out = hashgate(&[
-        "lists",
-        "import",
-        "--json",
-        "--remove",
-        "--list",
-        "plain",
-        "--db",
-        dbp,
-        &fixture("withdrawn.txt"),
-    ]);
+    // Withdrawing one of the list's two entries is half of it: more than the share allowed
+    // without --force, so nothing is withdrawn...
+    let withdraw = |extra: &[&str]| {
+        let mut args = vec![
+            "lists", "import", "--json", "--remove", "--list", "plain", "--db", dbp,
+        ];
+        args.extend_from_slice(extra);
+        let file = fixture("withdrawn.txt");
+        args.push(&file);
+        hashgate(&args)
+    };
+    let out = withdraw(&[]);
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stdout));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["files"][0]["error"].as_str().unwrap().contains("--force"),
+        "{r}"
+    );
+    assert_eq!(r["removed"], 0);
+    let (status, _) = scan_json(db.path(), &[&fixture("files/sample-1.txt")]);
+    assert_eq!(status, 1, "still listed");
+    // ...until forced, or allowed by a larger share.
+    let out = withdraw(&["--max-withdraw-share", "0.5"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["removed"], 1);
+    let out = withdraw(&["--force"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let (status, lines) = scan_json(db.path(), &[&fixture("files/sample-1.txt")]);
     assert_eq!((status, &lines[0]["verdict"]), (0, &Value::from("clean")));
 }
