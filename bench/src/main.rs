@@ -13,14 +13,18 @@
 //! 9. the review queue with 10,000 cases on the local stack: the queue page and
 //!    `GET /api/cases` (median, p99), previews over HTTP, and the review function's peak
 //!    memory;
-//! 10. a cost model per million uploads, from the measured CPU time and memory.
+//! 10. hash-list sync and signed filters: the full-size snapshot built, signed and verified
+//!     (against `sha256sum`), a scanner's reload on the local stack (against a plain GET), and
+//!     the import into DynamoDB on the local stack with its requests counted;
+//! 11. a cost model per million uploads, from the measured CPU time and memory.
 //!
 //! Inputs are generated under `target/bench-data/` from fixed seeds and reused by later runs;
 //! the databases built from them are deleted at the end. Progress goes to standard error, the
 //! results (markdown) to standard output and, with `--write FILE`, into FILE between the
 //! `bench:results` markers.
 //!
-//! Usage: `hashgate-bench [--quick] [--only scan|preview|review] [--write BENCHMARKS.md]`
+//! Usage: `hashgate-bench [--quick] [--only scan|preview|review|sync] [--write BENCHMARKS.md]`
+//! (`--write` with `--only sync` replaces just that part's subsection of the results)
 //! (build `hashgate-cli`, `hashgate-scanner` and `hashgate-review-api` in the same profile
 //! first: the comparisons run the `hashgate`, `scanner` and `review-api` binaries next to this
 //! one; `--only preview` needs none of them, `--only review` only `review-api`). The corpus
@@ -40,6 +44,7 @@ mod review;
 mod scan;
 mod stats;
 mod store;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -62,8 +67,9 @@ struct Args {
     /// markdown file.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
-    /// Run one part only and print its results (not with --write, which replaces them all).
-    #[arg(long, value_enum, conflicts_with = "write")]
+    /// Run one part only and print its results. With --write only `sync`, which then
+    /// replaces just its own subsection of the results.
+    #[arg(long, value_enum)]
     only: Option<Part>,
 }
 
@@ -77,6 +83,8 @@ enum Part {
     /// The review queue with 10,000 cases on the local stack (needs the `review-api`
     /// binary and the emulator).
     Review,
+    /// Hash-list sync and signed filters (needs the `hashgate` binary and the emulator).
+    Sync,
 }
 
 /// How much work each measurement does, and how many runs each figure gets (R).
@@ -102,6 +110,7 @@ pub struct Sizes {
     pub review_cases: usize,
     pub review_runs: usize,
     pub review_filtered_runs: usize,
+    pub sync_import_entries: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -126,6 +135,7 @@ const FULL: Sizes = Sizes {
     review_cases: 10_000,
     review_runs: 50,
     review_filtered_runs: 10,
+    sync_import_entries: 100_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -143,6 +153,7 @@ const QUICK: Sizes = Sizes {
     review_cases: 1_000,
     review_runs: 20,
     review_filtered_runs: 5,
+    sync_import_entries: 10_000,
     ..FULL
 };
 
@@ -151,7 +162,8 @@ impl Sizes {
         format!(
             "scan file {}; corpus {} files, list {} digests; store and filter {} entries; \
              {} member + {} non-member store lookups; {} false-positive probes; {} pipeline \
-             uploads of {}; {} preview runs; review queue of {} cases, {} runs a page ({} filtered)",
+             uploads of {}; {} preview runs; review queue of {} cases, {} runs a page ({} filtered); \
+             {} entries imported into DynamoDB on the local stack",
             size(self.scan_file_bytes),
             thousands(self.corpus.iter().map(|b| b.files).sum::<usize>() as f64),
             thousands(self.list_entries as f64),
@@ -165,6 +177,7 @@ impl Sizes {
             thousands(self.review_cases as f64),
             self.review_runs,
             self.review_filtered_runs,
+            thousands(self.sync_import_entries as f64),
         )
     }
 }
@@ -177,6 +190,10 @@ fn main() -> Result<()> {
     }
     let sizes = if args.quick { &QUICK } else { &FULL };
     let run = report::RunInfo::detect();
+    ensure!(
+        args.write.is_none() || matches!(args.only, None | Some(Part::Sync)),
+        "--write replaces all the results: only --only sync can be combined with it"
+    );
     if let Some(Part::Preview) = args.only {
         let preview = preview::run(sizes)?;
         let section = report::render(
@@ -200,6 +217,20 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let (hashgate, data_dir) = locate()?;
+    if let Some(Part::Sync) = args.only {
+        let sync = sync::run(&data_dir, sizes)?.markdown();
+        println!("{sync}");
+        if let Some(path) = &args.write {
+            let note = format!(
+                "Measured on its own (`hashgate-bench --only sync`): {}; run time {} s.\n",
+                run.summary(),
+                started.elapsed().as_secs()
+            );
+            report::write_subsection(path, sync::HEADING, &sync, &note)?;
+            progress(format_args!("results written into {}", path.display()));
+        }
+        return Ok(());
+    }
 
     let scan = scan::run(&hashgate, &data_dir, sizes)?;
     if let Some(Part::Scan) = args.only {
@@ -227,6 +258,7 @@ fn main() -> Result<()> {
     )?;
     remove_databases(&data_dir)?;
     let filter_choice = filter_choice::run(&data_dir, sizes)?;
+    let sync = sync::run(&data_dir, sizes)?;
     let pipeline = pipeline::run_or_explain(sizes.pipeline_objects, sizes.pipeline_object_bytes)?;
     let preview = preview::run(sizes)?;
     let review = review::run_or_explain(sizes)?;
@@ -255,6 +287,7 @@ fn main() -> Result<()> {
             pipeline.markdown(),
             preview.markdown(),
             review.markdown(),
+            sync.markdown(),
             cost.markdown(),
         ],
     );

@@ -35,6 +35,16 @@ impl RunInfo {
     }
 }
 
+impl RunInfo {
+    /// Machine, commit and date on one line.
+    pub fn summary(&self) -> String {
+        format!(
+            "machine {}, nproc {}, {} memory, load average {} at the start; commit {}; {}",
+            self.cpu, self.cores, self.memory, self.load_average, self.commit, self.date
+        )
+    }
+}
+
 /// The whole results section, markers excluded.
 pub fn render(run: &RunInfo, sizes: &str, elapsed: Duration, sections: &[String]) -> String {
     let mut md = String::new();
@@ -74,6 +84,42 @@ pub fn write_into(path: &Path, section: &str) -> Result<()> {
     };
     std::fs::write(path, splice(&existing, section))
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Replaces one subsection of the results section of `path` (from the line `heading` to the
+/// next heading of the same or a higher level, or the end marker) with `body`, which starts
+/// with `heading`, and `note` right under the heading; the rest of the file stays. A missing
+/// subsection is added at the end of the results.
+pub fn write_subsection(path: &Path, heading: &str, body: &str, note: &str) -> Result<()> {
+    let existing =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let updated = splice_subsection(&existing, heading, body, note)
+        .with_context(|| format!("{}: no results section ({START_MARKER})", path.display()))?;
+    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+}
+
+fn splice_subsection(document: &str, heading: &str, body: &str, note: &str) -> Option<String> {
+    let start = line_at(document, START_MARKER, 0)?;
+    let end = line_at(document, END_MARKER, start)?;
+    let rest = body.trim_start().strip_prefix(heading).unwrap_or(body);
+    let block = format!("{heading}\n\n{}\n\n{}\n\n", note.trim(), rest.trim());
+    let (from, to) = match line_at(&document[..end], heading, start) {
+        Some(from) => {
+            let after_heading = from + heading.len();
+            let mut to = end;
+            let mut offset = after_heading;
+            for text in document[after_heading..end].split_inclusive('\n') {
+                if text.starts_with("### ") || text.starts_with("## ") {
+                    to = offset;
+                    break;
+                }
+                offset += text.len();
+            }
+            (from, to)
+        }
+        None => (end, end),
+    };
+    Some(format!("{}{block}{}", &document[..from], &document[to..]))
 }
 
 /// `document` with the lines between the markers replaced by `section`.
@@ -210,6 +256,26 @@ mod tests {
             splice("", "new"),
             format!("{START_MARKER}\nnew\n{END_MARKER}\n")
         );
+    }
+
+    #[test]
+    fn subsection_is_replaced_alone() {
+        let doc = format!(
+            "# B\n{START_MARKER}\n## Results\n\n### A\n\na\n\n### S\n\nold\n\n### C\n\nc\n{END_MARKER}\nafter\n"
+        );
+        let out = splice_subsection(&doc, "### S", "### S\n\nnew\n", "note").unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "# B\n{START_MARKER}\n## Results\n\n### A\n\na\n\n### S\n\nnote\n\nnew\n\n### C\n\nc\n{END_MARKER}\nafter\n"
+            )
+        );
+        assert_eq!(
+            splice_subsection(&out, "### S", "### S\n\nnew\n", "note").unwrap(),
+            out
+        );
+        let added = splice_subsection(&doc, "### T", "### T\n\nt", "n").unwrap();
+        assert!(added.contains(&format!("### T\n\nn\n\nt\n\n{END_MARKER}")));
     }
 
     #[test]
