@@ -788,8 +788,8 @@ impl ImportFigures {
         let per_million = |x: u64| x as f64 * 1e6 / n;
         let _ = writeln!(
             md,
-            "Request units per million entries, counted in these runs (the derivation is \
-             above the results). A written MD5 entry's item is {} bytes by DynamoDB's sizing \
+            "Request units per million entries, counted in these runs (derived from the code \
+             under \"Reading the results\"). A written MD5 entry's item is {} bytes by DynamoDB's sizing \
              rules (read back from the table), so each put is 1 write unit and each read 1 \
              read unit (`batch_get` reads strongly consistent). Begin and commit add 1 read \
              and 2 writes per import, whatever its size.\n",
