@@ -65,9 +65,11 @@ echo "exit status: $status (0 all clean, 1 something matched, 2 something could 
 step "hashgate scan --json (one object per file)"
 "$HASHGATE" scan --json --db "$db" "$u/photos/2026/IMG_0003.jpg" "$u/docs/list.txt" || true
 
-step "A clearinghouse withdraws an entry: import it with --remove"
+step "A clearinghouse withdraws an entry: import it with --remove (the list's only entry:"
+echo "   more than the share a withdrawal may take unforced, so first refused, then --force)"
 md5 "$u/photos/2026/IMG_0001.jpg" >"$root/lists/provider-withdrawn.txt"
-"$HASHGATE" lists import --remove --list provider --db "$db" "$root/lists/provider-withdrawn.txt"
+"$HASHGATE" lists import --remove --list provider --db "$db" "$root/lists/provider-withdrawn.txt" || true
+"$HASHGATE" lists import --remove --force --list provider --db "$db" "$root/lists/provider-withdrawn.txt"
 "$HASHGATE" scan --db "$db" "$u/photos/2026/IMG_0001.jpg" || true
 
 step "A malformed list is refused whole, naming file, line and reason"

@@ -444,7 +444,15 @@ async fn reviewers_preview_reveal_confirm_and_release_on_the_real_stack() {
     std::fs::write(&withdrawal, format!("md5\n{}\n", md5_hex(&a))).unwrap();
     let out = stack
         .command(bin("hashgate"))
-        .args(["lists", "import", "--remove", "--list", "e2e-review"])
+        // Half of this small list: over the share a withdrawal may take unforced.
+        .args([
+            "lists",
+            "import",
+            "--remove",
+            "--force",
+            "--list",
+            "e2e-review",
+        ])
         .arg(&withdrawal)
         .output()
         .unwrap();

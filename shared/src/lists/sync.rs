@@ -413,10 +413,11 @@ pub fn judge(
                 return refuse(
                     RefusalKind::MassWithdrawal,
                     format!(
-                        "withdraws {n} entries of list {list:?}, which holds {size}: {:.0}% of \
+                        "withdraws {n} {} of list {list:?}, which holds {size}: {:.0}% of \
                          it, more than the {:.0}% allowed (HASHGATE_WITHDRAW_MAX_SHARE); to \
                          apply it anyway, upload it again with metadata hashgate-force: true \
                          (hashgate lists import --remove --force)",
+                        if n == 1 { "entry" } else { "entries" },
                         share * 100.0,
                         limits.max_withdraw_share * 100.0
                     ),
