@@ -118,13 +118,13 @@ async fn a_dropped_list_reaches_the_running_scanner_and_a_withdrawal_stops_it() 
         plain(&entries).as_bytes(),
     )
     .await;
+    // Applied in full: copied to applied/ and gone from incoming/.
     eventually("the list to be applied", PATIENCE, || async {
-        exists(&s3, lists, "applied/e2e-feed/2026-12-01.txt")
-            .await
+        (exists(&s3, lists, "applied/e2e-feed/2026-12-01.txt").await
+            && !exists(&s3, lists, "incoming/e2e-feed/2026-12-01.txt").await)
             .then_some(())
     })
     .await;
-    assert!(!exists(&s3, lists, "incoming/e2e-feed/2026-12-01.txt").await);
     assert!(store_version(&stack).await > before);
     eventually("a signed manifest to be published", PATIENCE, || async {
         manifest_sequence(&stack).await
@@ -264,15 +264,16 @@ async fn bad_lists_are_refused_moved_aside_with_their_reason_and_nothing_applied
     }
     for (key, _, _, kind) in &cases {
         let rejected = format!("rejected/{}", key.strip_prefix("incoming/").unwrap());
+        // Refused in full: the reason written, the file copied aside and gone from incoming/.
         let reason = eventually(&format!("{key} to be refused"), PATIENCE, || async {
-            hashgate_e2e::get(&s3, lists, &format!("{rejected}.reason.json")).await
+            let reason = hashgate_e2e::get(&s3, lists, &format!("{rejected}.reason.json")).await?;
+            (!exists(&s3, lists, key).await).then_some(reason)
         })
         .await;
         let reason: serde_json::Value = serde_json::from_slice(&reason).unwrap();
         assert_eq!(reason["kind"], *kind, "{key}: {reason}");
         assert_eq!(reason["applied"], false);
         assert!(exists(&s3, lists, &rejected).await, "{rejected}");
-        assert!(!exists(&s3, lists, key).await, "{key} still waiting");
     }
     // Nothing of any of them was applied, and the filter in use is the same.
     assert_eq!(store_version(&stack).await, version);
