@@ -13,6 +13,7 @@
 //! - [`filter`]: bloom filter snapshots with a checked, versioned byte format.
 //! - [`generations`]: atomic list imports for stores without big transactions (DynamoDB).
 //! - [`memory`]: in-memory implementations of every port, for tests.
+//! - [`pdq`]: PDQ perceptual image hashes: the algorithm, safe decoding, the index.
 //! - [`pipeline`]: one upload end to end over the storage ports (`ObjectStore`, `CaseStore`,
 //!   `Notifier`); the fast path from digests the object store vouches for.
 //! - [`quarantine`]: the quarantine protocol as a sans-IO state machine.
@@ -43,6 +44,7 @@ pub mod hold;
 pub mod lists;
 pub mod manifest;
 pub mod memory;
+pub mod pdq;
 pub mod pipeline;
 pub mod quarantine;
 pub mod report;
