@@ -11,6 +11,9 @@
 //! Module boundaries leave room for video (vPDQ: PDQ of sampled frames) beside `decode`.
 //! Everything here is computation on bytes handed in: no I/O.
 
+pub mod decode;
+pub mod hash;
+
 use std::fmt;
 use std::str::FromStr;
 
