@@ -240,7 +240,7 @@ impl PdqHasher {
 
 /// The reference's `computeJaroszFilterWindowSize(dimension, 64)`: half a 64th, rounded up.
 fn jarosz_window(dimension: usize) -> usize {
-    (dimension + 2 * 64 - 1) / (2 * 64)
+    dimension.div_ceil(2 * 64)
 }
 
 /// The reference's decimation: the input index nearest output cell `out`'s centre.
@@ -374,14 +374,15 @@ fn box_cols(
 fn quality_metric(a: &[[f32; 64]; 64]) -> u8 {
     let step = |u: f32, v: f32| -> i32 { (((u - v) * 100.0) / 255.0) as i32 };
     let mut sum: i32 = 0;
-    for i in 0..63 {
-        for j in 0..64 {
-            sum += step(a[i][j], a[i + 1][j]).abs();
+    // Vertical neighbours, then horizontal ones (an integer sum: the order is immaterial).
+    for (upper, lower) in a.iter().zip(a.iter().skip(1)) {
+        for (&u, &v) in upper.iter().zip(lower.iter()) {
+            sum += step(u, v).abs();
         }
     }
     for row in a.iter() {
-        for j in 0..63 {
-            sum += step(row[j], row[j + 1]).abs();
+        for (&u, &v) in row.iter().zip(row.iter().skip(1)) {
+            sum += step(u, v).abs();
         }
     }
     (sum / 90).min(100) as u8
@@ -544,7 +545,7 @@ mod tests {
                 [
                     next() * 8.0,
                     next() * 8.0,
-                    next() * 6.28,
+                    next() * std::f64::consts::TAU,
                     20.0 + next() * 30.0,
                     next() * 3.0,
                 ]
@@ -562,7 +563,8 @@ mod tests {
                 for c in 0..3 {
                     let mut value = 128.0 + disc;
                     for wave in waves.iter().filter(|p| p[4] as usize == c) {
-                        value += wave[3] * (6.28 * (wave[0] * u + wave[1] * v) + wave[2]).sin();
+                        value += wave[3]
+                            * (std::f64::consts::TAU * (wave[0] * u + wave[1] * v) + wave[2]).sin();
                     }
                     out.push(value.clamp(0.0, 255.0) as u8);
                 }
