@@ -23,7 +23,11 @@
 //! `pdqDihedralHash256esFromFloatLuma` does. Their order, index 0 first, is
 //! [`DIHEDRAL_NAMES`]: the image itself; rotated 90° counter-clockwise; rotated 180°;
 //! rotated 90° clockwise; flipped top to bottom; flipped left to right; transposed (mirrored
-//! about the main diagonal); mirrored about the anti-diagonal.
+//! about the main diagonal); mirrored about the anti-diagonal. They equal the hashes of the
+//! transformed pixels exactly where the reference's blur and sampling are mirror-symmetric
+//! (sides of 64 × an odd number with an odd blur window, e.g. 320 or 576) and approximately
+//! elsewhere, as in the reference. For a 64×64 input they derive from the unblurred DCT the
+//! hash uses (the reference's own dihedral entry point blurs even then).
 
 use std::sync::OnceLock;
 
