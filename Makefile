@@ -35,7 +35,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: venv package-tested $(CHROMIUM) $(XMLLINT) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
+unit: venv $(VENV)-pdq/.stamp package-tested $(CHROMIUM) $(XMLLINT) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
 	@mkdir -p $(CARGO_TARGET_DIR)
 	# The end-to-end tests run the real binaries; cargo test builds a binary only for its
 	# own package's tests, so build them all first.
@@ -126,6 +126,12 @@ $(VENV)/.stamp: scripts/requirements.txt
 $(VENV)-checkov/.stamp: scripts/requirements-checkov.txt
 	test -x $(VENV)-checkov/bin/python || $(PYTHON) -m venv $(VENV)-checkov
 	$(VENV)-checkov/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
+	touch $@
+
+# The PDQ oracle (scripts/pdq_oracle.py): Meta's C++ PDQ through PyPI pdqhash, built with g++.
+$(VENV)-pdq/.stamp: scripts/requirements-pdq.txt
+	test -x $(VENV)-pdq/bin/python || $(PYTHON) -m venv $(VENV)-pdq
+	$(VENV)-pdq/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-pdq.txt
 	touch $@
 
 up: venv ## make run in the background: stack, sample lists, scanner and list sync workers, review API; writes .local/stack.env

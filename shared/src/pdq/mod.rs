@@ -11,6 +11,8 @@
 //! Module boundaries leave room for video (vPDQ: PDQ of sampled frames) beside `decode`.
 //! Everything here is computation on bytes handed in: no I/O.
 
+pub mod decode;
+pub mod hash;
 pub mod index;
 
 use std::fmt;
