@@ -13,6 +13,7 @@
 
 pub mod decode;
 pub mod hash;
+pub mod index;
 
 use std::fmt;
 use std::str::FromStr;
