@@ -130,6 +130,7 @@ $(VENV)-checkov/.stamp: scripts/requirements-checkov.txt
 
 # The PDQ oracle (scripts/pdq_oracle.py): Meta's C++ PDQ through PyPI pdqhash, built with g++.
 $(VENV)-pdq/.stamp: scripts/requirements-pdq.txt
+	@command -v g++ >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++; }
 	test -x $(VENV)-pdq/bin/python || $(PYTHON) -m venv $(VENV)-pdq
 	$(VENV)-pdq/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-pdq.txt
 	touch $@

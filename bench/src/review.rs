@@ -480,6 +480,7 @@ fn generate(
                         _ => 2,
                     }];
                     Match {
+                        distance: None,
                         algorithm: digest.algorithm(),
                         digest,
                         list: list.to_string(),

@@ -90,6 +90,7 @@ fn import_once(list: &Path, dir: &Path, entries: u64) -> Result<f64> {
     let options = ParseOptions {
         source_name: list.display().to_string(),
         default_list: "bench".to_owned(),
+        algorithm: None,
     };
     let started = Instant::now();
     let db = LocalDb::create(dir)?;

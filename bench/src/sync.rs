@@ -466,6 +466,7 @@ async fn import_figures(
     let options = ParseOptions {
         source_name: list.display().to_string(),
         default_list: LIST_NAME.to_string(),
+        algorithm: None,
     };
 
     let before = count_items(&plain, &table).await?;

@@ -26,25 +26,45 @@ use std::thread::JoinHandle;
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-/// A digest algorithm used by clearinghouse hash lists.
+use crate::pdq::decode::DecodeLimits;
+use crate::pdq::tap::{ImageOutcome, ImageTap};
+use crate::pdq::PdqHash;
+
+/// A digest algorithm used by clearinghouse hash lists: the exact digests (MD5, SHA-1,
+/// SHA-256) and PDQ, the perceptual image hash (see [`crate::pdq`]), whose entries match
+/// within a Hamming distance rather than by equality.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     Md5,
     Sha1,
     Sha256,
+    Pdq,
 }
 
 impl Algorithm {
     /// Every supported algorithm, in a fixed order (also the order of [`AlgorithmSet`] bits).
-    pub const ALL: [Algorithm; 3] = [Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha256];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Md5,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+        Algorithm::Pdq,
+    ];
+
+    /// The algorithms that match by equality, computed over an object's bytes as they stream.
+    pub const EXACT: [Algorithm; 3] = [Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha256];
+
+    /// PDQ: matched by distance, computed from decoded pixels.
+    pub const fn is_perceptual(self) -> bool {
+        matches!(self, Algorithm::Pdq)
+    }
 
     /// Length of a digest in bytes.
     pub const fn byte_len(self) -> usize {
         match self {
             Algorithm::Md5 => 16,
             Algorithm::Sha1 => 20,
-            Algorithm::Sha256 => 32,
+            Algorithm::Sha256 | Algorithm::Pdq => 32,
         }
     }
 
@@ -54,10 +74,12 @@ impl Algorithm {
             Algorithm::Md5 => "md5",
             Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
+            Algorithm::Pdq => "pdq",
         }
     }
 
-    /// The algorithm whose hex digests have `hex_len` characters.
+    /// The exact algorithm whose hex digests have `hex_len` characters. Never PDQ: a PDQ
+    /// hash and a SHA-256 are both 64 hex digits, so a PDQ list must say what it holds.
     pub const fn from_hex_len(hex_len: usize) -> Option<Algorithm> {
         match hex_len {
             32 => Some(Algorithm::Md5),
@@ -73,6 +95,7 @@ impl Algorithm {
             Algorithm::Md5 => 1,
             Algorithm::Sha1 => 2,
             Algorithm::Sha256 => 3,
+            Algorithm::Pdq => 4,
         }
     }
 
@@ -81,6 +104,7 @@ impl Algorithm {
             1 => Some(Algorithm::Md5),
             2 => Some(Algorithm::Sha1),
             3 => Some(Algorithm::Sha256),
+            4 => Some(Algorithm::Pdq),
             _ => None,
         }
     }
@@ -104,6 +128,7 @@ impl FromStr for Algorithm {
             "md5" => Ok(Algorithm::Md5),
             "sha1" | "sha-1" => Ok(Algorithm::Sha1),
             "sha256" | "sha-256" => Ok(Algorithm::Sha256),
+            "pdq" => Ok(Algorithm::Pdq),
             _ => Err(DigestError::UnknownAlgorithm(s.to_string())),
         }
     }
@@ -112,7 +137,7 @@ impl FromStr for Algorithm {
 /// What was wrong with a digest or algorithm name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
-    #[error("unknown digest algorithm {0:?} (expected md5, sha1 or sha256)")]
+    #[error("unknown digest algorithm {0:?} (expected md5, sha1, sha256 or pdq)")]
     UnknownAlgorithm(String),
     #[error("not a hex digest: {0:?} ({1})")]
     NotHex(String, &'static str),
@@ -133,7 +158,9 @@ pub struct AlgorithmSet(u8);
 
 impl AlgorithmSet {
     pub const EMPTY: AlgorithmSet = AlgorithmSet(0);
-    pub const ALL: AlgorithmSet = AlgorithmSet(0b111);
+    pub const ALL: AlgorithmSet = AlgorithmSet(0b1111);
+    /// The exact algorithms: what a stream of bytes is digested with.
+    pub const EXACT: AlgorithmSet = AlgorithmSet(0b0111);
 
     pub fn contains(self, alg: Algorithm) -> bool {
         self.0 & alg.bit() != 0
@@ -165,7 +192,11 @@ impl AlgorithmSet {
         self.0
     }
     pub fn from_bits(bits: u8) -> Option<AlgorithmSet> {
-        (bits & !0b111 == 0).then_some(AlgorithmSet(bits))
+        (bits & !0b1111 == 0).then_some(AlgorithmSet(bits))
+    }
+    /// The exact algorithms of this set (PDQ removed).
+    pub fn exact(self) -> AlgorithmSet {
+        AlgorithmSet(self.0 & Self::EXACT.0)
     }
 }
 
@@ -231,6 +262,17 @@ impl Digest {
                 })
             }
         }
+    }
+
+    /// A PDQ hash as a digest (the form list entries and the store hold it in).
+    pub fn pdq(hash: PdqHash) -> Digest {
+        Digest::new(Algorithm::Pdq, &hash.0).expect("a PDQ hash has 32 bytes")
+    }
+
+    /// The PDQ hash of a PDQ digest.
+    pub fn as_pdq(&self) -> Option<PdqHash> {
+        (self.algorithm() == Algorithm::Pdq)
+            .then(|| PdqHash(self.as_bytes().try_into().expect("32 bytes")))
     }
 
     /// Parse a hex digest that must be of `algorithm`.
@@ -382,6 +424,8 @@ pub struct DigestSet {
     md5: Option<Digest>,
     sha1: Option<Digest>,
     sha256: Option<Digest>,
+    /// The PDQ hash of the image as it is (not a rotated or flipped variant).
+    pdq: Option<Digest>,
 }
 
 impl DigestSet {
@@ -390,6 +434,7 @@ impl DigestSet {
             Algorithm::Md5 => self.md5,
             Algorithm::Sha1 => self.sha1,
             Algorithm::Sha256 => self.sha256,
+            Algorithm::Pdq => self.pdq,
         }
     }
 
@@ -398,6 +443,7 @@ impl DigestSet {
             Algorithm::Md5 => &mut self.md5,
             Algorithm::Sha1 => &mut self.sha1,
             Algorithm::Sha256 => &mut self.sha256,
+            Algorithm::Pdq => &mut self.pdq,
         };
         *slot = Some(digest);
     }
@@ -407,11 +453,18 @@ impl DigestSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Digest> + '_ {
-        [self.md5, self.sha1, self.sha256].into_iter().flatten()
+        [self.md5, self.sha1, self.sha256, self.pdq]
+            .into_iter()
+            .flatten()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.md5.is_none() && self.sha1.is_none() && self.sha256.is_none()
+        self.iter().next().is_none()
+    }
+
+    /// The exact digests only (what a copy's bytes can be checked against).
+    pub fn exact(&self) -> DigestSet {
+        DigestSet { pdq: None, ..*self }
     }
 }
 
@@ -444,6 +497,7 @@ impl AnyHasher {
             ),
             Algorithm::Sha1 => AnyHasher::Sha1(openssl::sha::Sha1::new()),
             Algorithm::Sha256 => AnyHasher::Sha256(openssl::sha::Sha256::new()),
+            Algorithm::Pdq => unreachable!("PDQ is computed from pixels, not streamed"),
         }
     }
 
@@ -480,7 +534,7 @@ pub struct MultiHasher {
 impl MultiHasher {
     pub fn new(algorithms: AlgorithmSet) -> MultiHasher {
         MultiHasher {
-            hashers: algorithms.iter().map(AnyHasher::new).collect(),
+            hashers: algorithms.exact().iter().map(AnyHasher::new).collect(),
         }
     }
 
@@ -495,11 +549,13 @@ impl MultiHasher {
     }
 }
 
-/// The result of digesting a stream: its digests and its length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The result of digesting a stream: its digests and its length, and when PDQ was asked
+/// for, what became of its image (its PDQ hash is then in `digests` too).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digested {
     pub digests: DigestSet,
     pub bytes: u64,
+    pub image: Option<ImageOutcome>,
 }
 
 /// Size of the chunks handed to the hashers: small enough to stay in cache between the reader
@@ -819,6 +875,8 @@ impl Drop for Pool {
 /// one chunk (a small object) is hashed on the caller's thread, in `finish_async`.
 pub struct StreamDigester {
     algorithms: AlgorithmSet,
+    /// PDQ's view of the same bytes, when PDQ was asked for.
+    tap: Option<ImageTap>,
     parallel: bool,
     sink: Sink,
     /// The chunk being filled: always `CHUNK_SIZE` long (initialised once, then recycled),
@@ -844,7 +902,10 @@ impl StreamDigester {
     /// hashes on the caller's thread and the async API on one thread for all algorithms.
     pub fn with_parallelism(algorithms: AlgorithmSet, parallel: bool) -> StreamDigester {
         StreamDigester {
-            algorithms,
+            tap: algorithms
+                .contains(Algorithm::Pdq)
+                .then(|| ImageTap::new(DecodeLimits::default())),
+            algorithms: algorithms.exact(),
             parallel,
             sink: Sink::Pending(None),
             current: BytesMut::new(),
@@ -859,6 +920,14 @@ impl StreamDigester {
     /// Bytes consumed so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Decode images for PDQ within `limits` instead of the defaults.
+    pub fn with_image_limits(mut self, limits: DecodeLimits) -> StreamDigester {
+        if self.tap.is_some() {
+            self.tap = Some(ImageTap::new(limits));
+        }
+        self
     }
 
     /// Add `data` to the stream, waiting for the hashing threads when they are behind.
@@ -906,6 +975,9 @@ impl StreamDigester {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            if let Some(tap) = &mut self.tap {
+                tap.update(&self.current[self.filled..self.filled + n]);
+            }
             self.filled += n;
             self.bytes += n as u64;
             if n == 0 {
@@ -927,10 +999,7 @@ impl StreamDigester {
             Sink::Inline(h) => h.finish(),
             Sink::Threads(pool) => pool.join(),
         };
-        Digested {
-            digests,
-            bytes: self.bytes,
-        }
+        self.digested(digests)
     }
 
     /// As [`StreamDigester::finish`], without ever blocking: pending until the hashing
@@ -948,17 +1017,31 @@ impl StreamDigester {
                 std::future::poll_fn(|cx| pool.poll_join(cx)).await
             }
         };
-        Digested {
-            digests,
-            bytes: self.bytes,
-        }
+        self.digested(digests)
     }
 
     /// Copy as much of `data` as fits into the current chunk; returns how much that was.
+    /// The result: the digests, and the image's PDQ when asked for (decoded here, after the
+    /// last byte, within the tap's limits).
+    fn digested(&mut self, mut digests: DigestSet) -> Digested {
+        let image = self.tap.take().map(ImageTap::finish);
+        if let Some(ImageOutcome::Hashed(summary)) = &image {
+            digests.insert(Digest::pdq(summary.pdq));
+        }
+        Digested {
+            digests,
+            bytes: self.bytes,
+            image,
+        }
+    }
+
     fn fill(&mut self, data: &[u8]) -> usize {
         self.ensure_buffer();
         let take = (CHUNK_SIZE - self.filled).min(data.len());
         self.current[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+        if let Some(tap) = &mut self.tap {
+            tap.update(&data[..take]);
+        }
         self.filled += take;
         self.bytes += take as u64;
         take
@@ -1405,7 +1488,9 @@ mod tests {
         assert!(AlgorithmSet::ALL.covers(s));
         assert!(!s.covers(AlgorithmSet::ALL));
         assert_eq!(AlgorithmSet::from_bits(s.bits()), Some(s));
-        assert_eq!(AlgorithmSet::from_bits(0b1000), None);
+        assert_eq!(AlgorithmSet::from_bits(0b1_0000), None);
+        assert_eq!(AlgorithmSet::ALL.exact(), AlgorithmSet::EXACT);
+        assert_eq!("PDQ".parse::<Algorithm>(), Ok(Algorithm::Pdq));
         assert_eq!("SHA-256".parse::<Algorithm>(), Ok(Algorithm::Sha256));
     }
 }

@@ -384,6 +384,7 @@ mod tests {
 
     fn m(n: u8, list: &str, id: Option<&str>) -> Match {
         Match {
+            distance: None,
             algorithm: Algorithm::Md5,
             digest: digest(n),
             list: list.into(),

@@ -5,35 +5,48 @@
 //! A snapshot that is truncated, corrupted or not ours is refused with an error saying which,
 //! and the caller keeps the last good one.
 //!
-//! File layout (all integers little-endian), version 1:
+//! PDQ entries are not in the bloom filter (a perceptual hash matches by distance, never by
+//! equality): the snapshot carries them whole, sorted, and a scanner builds its
+//! [`PdqIndex`] from them on load, so the PDQ hashes are versioned, checked and signed with
+//! the filter and published the same way.
+//!
+//! File layout (all integers little-endian), version 2:
 //!
 //! | offset | size | field                                                   |
 //! |-------:|-----:|---------------------------------------------------------|
 //! |      0 |    8 | magic `HGFILTER`                                        |
-//! |      8 |    2 | format version (1)                                      |
-//! |     10 |    1 | algorithms with entries (bit 0 MD5, 1 SHA-1, 2 SHA-256)   |
+//! |      8 |    2 | format version (2)                                      |
+//! |     10 |    1 | algorithms with entries (bit 0 MD5, 1 SHA-1, 2 SHA-256, 3 PDQ) |
 //! |     11 |    5 | reserved, zero                                          |
-//! |     16 |    8 | entries                                                 |
+//! |     16 |    8 | entries in the bloom filter                             |
 //! |     24 |    8 | false-positive rate (f64)                               |
 //! |     32 |    8 | store version the filter was built from                 |
 //! |     40 |    8 | built at (Unix seconds)                                 |
-//! |     48 |    8 | payload length                                          |
-//! |     56 |   32 | SHA-256 of bytes 0..56 followed by the payload          |
-//! |     88 |    … | payload: the `bloomfilter` crate's serialised bitmap    |
+//! |     48 |    8 | bloom payload length                                    |
+//! |     56 |    8 | PDQ hashes                                              |
+//! |     64 |   32 | SHA-256 of bytes 0..64 followed by the payload          |
+//! |     96 |    … | payload: the `bloomfilter` crate's serialised bitmap, then the PDQ hashes (32 bytes each, ascending) |
+//!
+//! Version 1 (written before PDQ) has no PDQ count: its checksum covers bytes 0..56 and the
+//! bitmap starts at 88. It is still read, as a snapshot without PDQ hashes.
 
 use std::sync::Arc;
 
 use bloomfilter::Bloom;
 use sha2::Digest as _;
 
-use crate::digest::{AlgorithmSet, Digest};
+use crate::digest::{Algorithm, AlgorithmSet, Digest};
+use crate::pdq::index::PdqIndex;
+use crate::pdq::PdqHash;
 use crate::time::Timestamp;
 
 const MAGIC: &[u8; 8] = b"HGFILTER";
-/// The snapshot format this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
-const HEADER_LEN: usize = 88;
-const CHECKSUMMED_HEADER: usize = 56;
+/// The snapshot format this build writes (it reads this one and version 1).
+pub const FORMAT_VERSION: u16 = 2;
+const HEADER_LEN: usize = 96;
+const CHECKSUMMED_HEADER: usize = 64;
+const V1_HEADER_LEN: usize = 88;
+const V1_CHECKSUMMED_HEADER: usize = 56;
 /// Smallest number of entries a filter is sized for (a few KiB at the default rate).
 const MIN_CAPACITY: u64 = 1024;
 /// Default false-positive rate: one "maybe" per million clean digests.
@@ -50,6 +63,8 @@ pub struct FilterInfo {
     pub built_at: u64,
     /// Size of the serialised bitmap.
     pub payload_bytes: u64,
+    /// PDQ hashes carried beside the bitmap.
+    pub pdq_entries: u64,
 }
 
 impl FilterInfo {
@@ -76,7 +91,7 @@ impl FilterInfo {
 pub enum FilterError {
     #[error("{source_name}: not a hashgate filter snapshot (bad magic {found:?})")]
     BadMagic { source_name: String, found: String },
-    #[error("{source_name}: filter format version {found} is not supported (this build reads {FORMAT_VERSION})")]
+    #[error("{source_name}: filter format version {found} is not supported (this build reads 1 and {FORMAT_VERSION})")]
     UnsupportedVersion { source_name: String, found: u16 },
     #[error("{source_name}: truncated: {what}")]
     Truncated { source_name: String, what: String },
@@ -100,6 +115,7 @@ pub enum FilterError {
 pub struct FilterSnapshot {
     info: FilterInfo,
     bloom: Bloom<[u8]>,
+    pdq: PdqIndex,
 }
 
 impl std::fmt::Debug for FilterSnapshot {
@@ -132,6 +148,11 @@ impl FilterSnapshot {
         self.bloom.check(&digest.key())
     }
 
+    /// The PDQ hashes of the store version the filter was built from, indexed.
+    pub fn pdq(&self) -> &PdqIndex {
+        &self.pdq
+    }
+
     /// The algorithms with at least one entry: the digests a scanner must compute.
     pub fn algorithms(&self) -> AlgorithmSet {
         self.info.algorithms
@@ -145,7 +166,8 @@ impl FilterSnapshot {
     /// Serialise to the snapshot format.
     pub fn to_bytes(&self) -> Vec<u8> {
         let payload = self.bloom.as_slice();
-        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        let pdq = self.pdq.hashes();
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + 32 * pdq.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.push(self.info.algorithms.bits());
@@ -155,12 +177,18 @@ impl FilterSnapshot {
         out.extend_from_slice(&self.info.store_version.to_le_bytes());
         out.extend_from_slice(&self.info.built_at.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(pdq.len() as u64).to_le_bytes());
         debug_assert_eq!(out.len(), CHECKSUMMED_HEADER);
-        let mut h = sha2::Sha256::new();
-        h.update(&out);
-        h.update(payload);
-        out.extend_from_slice(&h.finalize());
+        out.extend_from_slice(&[0; 32]);
         out.extend_from_slice(payload);
+        for hash in pdq {
+            out.extend_from_slice(&hash.0);
+        }
+        let mut h = sha2::Sha256::new();
+        h.update(&out[..CHECKSUMMED_HEADER]);
+        h.update(&out[HEADER_LEN..]);
+        let sum = h.finalize();
+        out[CHECKSUMMED_HEADER..HEADER_LEN].copy_from_slice(&sum);
         out
     }
 
@@ -174,29 +202,47 @@ impl FilterSnapshot {
                 found: String::from_utf8_lossy(shown).into_owned(),
             });
         }
-        if bytes.len() < HEADER_LEN {
+        if bytes.len() < 10 {
+            return Err(FilterError::Truncated {
+                source_name: name(),
+                what: format!("{} bytes, shorter than the header", bytes.len()),
+            });
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        let (header_len, checksummed) = match version {
+            1 => (V1_HEADER_LEN, V1_CHECKSUMMED_HEADER),
+            FORMAT_VERSION => (HEADER_LEN, CHECKSUMMED_HEADER),
+            _ => {
+                return Err(FilterError::UnsupportedVersion {
+                    source_name: name(),
+                    found: version,
+                })
+            }
+        };
+        if bytes.len() < header_len {
             return Err(FilterError::Truncated {
                 source_name: name(),
                 what: format!(
-                    "{} bytes, shorter than the {HEADER_LEN}-byte header",
+                    "{} bytes, shorter than the {header_len}-byte header",
                     bytes.len()
                 ),
             });
         }
         let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
-        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != FORMAT_VERSION {
-            return Err(FilterError::UnsupportedVersion {
+        let bloom_len = u64_at(48);
+        let pdq_entries = if version == 1 { 0 } else { u64_at(56) };
+        let payload_len = pdq_entries
+            .checked_mul(32)
+            .and_then(|p| p.checked_add(bloom_len))
+            .ok_or_else(|| FilterError::InvalidHeader {
                 source_name: name(),
-                found: version,
-            });
-        }
-        let payload_len = u64_at(48);
-        let payload = &bytes[HEADER_LEN..];
+                what: format!("{bloom_len} bytes of filter and {pdq_entries} PDQ hashes overflow"),
+            })?;
+        let payload = &bytes[header_len..];
         if payload.len() as u64 != payload_len {
             let what = if (payload.len() as u64) < payload_len {
                 format!(
-                    "header promises {payload_len} bytes of filter, found {}",
+                    "header promises {payload_len} bytes of filter and PDQ hashes, found {}",
                     payload.len()
                 )
             } else {
@@ -218,9 +264,9 @@ impl FilterSnapshot {
             });
         }
         let mut h = sha2::Sha256::new();
-        h.update(&bytes[..CHECKSUMMED_HEADER]);
+        h.update(&bytes[..checksummed]);
         h.update(payload);
-        if h.finalize().as_slice() != &bytes[CHECKSUMMED_HEADER..HEADER_LEN] {
+        if h.finalize().as_slice() != &bytes[checksummed..header_len] {
             return Err(FilterError::Checksum {
                 source_name: name(),
             });
@@ -240,8 +286,24 @@ impl FilterSnapshot {
                 "false-positive rate {fp_rate} is not in (0, 1)"
             )));
         }
-        let bloom =
-            Bloom::from_slice(payload).map_err(|e| invalid(format!("bloom filter: {e}")))?;
+        let (bitmap, pdq_bytes) = payload.split_at(bloom_len as usize);
+        let bloom = Bloom::from_slice(bitmap).map_err(|e| invalid(format!("bloom filter: {e}")))?;
+        let mut pdq = Vec::with_capacity(pdq_entries as usize);
+        for chunk in pdq_bytes.chunks_exact(32) {
+            let hash = PdqHash(chunk.try_into().expect("32 bytes"));
+            if pdq.last().is_some_and(|last| *last >= hash) {
+                return Err(invalid(format!(
+                    "PDQ hash {} of {pdq_entries} is out of order",
+                    pdq.len() + 1
+                )));
+            }
+            pdq.push(hash);
+        }
+        if (pdq_entries > 0) != algorithms.contains(Algorithm::Pdq) {
+            return Err(invalid(format!(
+                "{pdq_entries} PDQ hashes but the algorithms say {algorithms}"
+            )));
+        }
         let seed = bloom.seed();
         if seed[..16] == seed[16..] {
             return Err(invalid(
@@ -256,9 +318,11 @@ impl FilterSnapshot {
                 fp_rate,
                 store_version: u64_at(32),
                 built_at: u64_at(40),
-                payload_bytes: payload_len,
+                payload_bytes: bloom_len,
+                pdq_entries,
             },
             bloom,
+            pdq: PdqIndex::build(pdq),
         })
     }
 }
@@ -293,6 +357,7 @@ pub struct FilterBuilder {
     fp_rate: f64,
     algorithms: AlgorithmSet,
     entries: u64,
+    pdq: Vec<PdqHash>,
 }
 
 impl FilterBuilder {
@@ -323,6 +388,7 @@ impl FilterBuilder {
             fp_rate,
             algorithms: AlgorithmSet::EMPTY,
             entries: 0,
+            pdq: Vec::new(),
         })
     }
 
@@ -332,9 +398,14 @@ impl FilterBuilder {
     }
 
     /// Add a digest key as stored (see [`Digest::key`]).
+    /// A PDQ digest goes to the snapshot's PDQ hashes, not into the bitmap.
     pub fn insert_key(&mut self, key: &[u8]) {
         if let Some(d) = Digest::from_key(key) {
             self.algorithms.insert(d.algorithm());
+            if let Some(hash) = d.as_pdq() {
+                self.pdq.push(hash);
+                return;
+            }
         }
         self.bloom.set(key);
         self.entries += 1;
@@ -355,6 +426,7 @@ impl FilterBuilder {
         }
         let built_at = u64::try_from(built_at.as_second()).unwrap_or(0);
         let payload_bytes = self.bloom.as_slice().len() as u64;
+        let pdq = PdqIndex::build(self.pdq);
         Ok(FilterSnapshot {
             info: FilterInfo {
                 format_version: FORMAT_VERSION,
@@ -364,8 +436,10 @@ impl FilterBuilder {
                 store_version,
                 built_at,
                 payload_bytes,
+                pdq_entries: pdq.len() as u64,
             },
             bloom: self.bloom,
+            pdq,
         })
     }
 }
@@ -429,6 +503,70 @@ pub(crate) mod tests {
         assert!(md5s(0..10_000, 1).all(|d| g.may_contain(&d)));
         let sha = Digest::new(Algorithm::Sha1, &[0; 20]).unwrap();
         assert!(!g.may_contain(&sha));
+    }
+
+    #[test]
+    fn pdq_hashes_travel_beside_the_bitmap_checked_and_sorted() {
+        let mut b = FilterSnapshot::builder(100, 1e-6, test_seed()).unwrap();
+        for d in md5s(0..50, 2) {
+            b.insert(&d);
+        }
+        let hashes: Vec<PdqHash> = (0..20u8)
+            .map(|i| PdqHash([i.wrapping_mul(37) ^ 0x5a; 32]))
+            .collect();
+        for h in hashes.iter().rev() {
+            b.insert(&Digest::pdq(*h));
+        }
+        let f = b.finish(3, Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(f.info().entries, 50, "PDQ hashes are not in the bitmap");
+        assert_eq!(f.info().pdq_entries, 20);
+        assert!(f.algorithms().contains(Algorithm::Pdq));
+        let bytes = f.to_bytes();
+        let g = FilterSnapshot::from_bytes(&bytes, "mem").unwrap();
+        let mut sorted = hashes.clone();
+        sorted.sort();
+        assert_eq!(g.pdq().hashes(), &sorted[..]);
+        assert!(md5s(0..50, 2).all(|d| g.may_contain(&d)));
+
+        // Two hashes swapped (and the checksum recomputed, as a forger would): refused.
+        let mut swapped = bytes.clone();
+        let end = swapped.len();
+        let (a, b2) = (end - 64, end - 32);
+        let first: Vec<u8> = swapped[a..b2].to_vec();
+        let second: Vec<u8> = swapped[b2..end].to_vec();
+        swapped[a..b2].copy_from_slice(&second);
+        swapped[b2..end].copy_from_slice(&first);
+        let mut h = sha2::Sha256::new();
+        h.update(&swapped[..CHECKSUMMED_HEADER]);
+        h.update(&swapped[HEADER_LEN..]);
+        let sum = h.finalize();
+        swapped[CHECKSUMMED_HEADER..HEADER_LEN].copy_from_slice(&sum);
+        let e = FilterSnapshot::from_bytes(&swapped, "mem").unwrap_err();
+        assert!(e.to_string().contains("out of order"), "{e}");
+
+        // A PDQ hash cut off: truncated.
+        let e = FilterSnapshot::from_bytes(&bytes[..bytes.len() - 5], "mem").unwrap_err();
+        assert!(matches!(e, FilterError::Truncated { .. }), "{e}");
+    }
+
+    #[test]
+    fn version_1_snapshots_are_still_read() {
+        let f = build(1_000, 1e-6);
+        let v2 = f.to_bytes();
+        // The version 1 layout: no PDQ count, checksum over bytes 0..56, bitmap at 88.
+        let mut v1 = v2[..V1_CHECKSUMMED_HEADER].to_vec();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let bitmap = &v2[HEADER_LEN..];
+        let mut h = sha2::Sha256::new();
+        h.update(&v1);
+        h.update(bitmap);
+        v1.extend_from_slice(&h.finalize());
+        v1.extend_from_slice(bitmap);
+        let g = FilterSnapshot::from_bytes(&v1, "old").unwrap();
+        assert_eq!(g.info().format_version, 1);
+        assert_eq!(g.info().pdq_entries, 0);
+        assert!(g.pdq().is_empty());
+        assert!(md5s(0..1_000, 1).all(|d| g.may_contain(&d)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use crate::audit::{link, AuditEntry, ChainedEntry, Checkpoint, ReadCheckpoint};
 use crate::case::CaseRecord;
-use crate::digest::{digest_bytes, Algorithm, AlgorithmSet, Digest, Digested};
+use crate::digest::{digest_bytes, Algorithm, AlgorithmSet, Digest, StreamDigester};
 use crate::event::ObjectRef;
 use crate::feedback::{
     enable_on, matching, record_on, EntryFeedback, EntryKey, FeedbackError, ListFeedback, Recorded,
@@ -281,10 +281,9 @@ impl ObjectStore for MemoryObjects {
             return Ok(ReadResult::Changed);
         };
         *lock(&self.bytes_read) += content.len() as u64;
-        Ok(ReadResult::Digested(Digested {
-            digests: digest_bytes(&content, algorithms),
-            bytes: content.len() as u64,
-        }))
+        let mut d = StreamDigester::with_parallelism(algorithms, false);
+        d.update(&content);
+        Ok(ReadResult::Digested(d.finish()))
     }
 
     async fn quarantine_step(&self, action: &Action) -> Result<Outcome, StorageError> {

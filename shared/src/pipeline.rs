@@ -13,9 +13,11 @@ use serde::Serialize;
 use crate::case::{AuditEntry, CaseRecord};
 use crate::digest::{Algorithm, AlgorithmSet, Digest, DigestSet, Digested};
 use crate::event::{ObjectRef, UploadEvent};
+use crate::pdq::index::PdqIndex;
+use crate::pdq::tap::ImageOutcome;
 use crate::quarantine::{Action, Finished, Mode, Outcome, Plan, ProtocolError, Quarantine};
 use crate::review::is_released_content;
-use crate::scan::{decide, Match, Screen};
+use crate::scan::{decide, Match, Perceptual, Screen};
 use crate::store::{HashStore, StoreError};
 use crate::time::{add_days, Timestamp};
 
@@ -144,6 +146,47 @@ pub struct ScannerConfig {
     pub max_object_bytes: u64,
     /// Tag clean objects with the result.
     pub tag_clean: bool,
+    /// How image uploads are matched against PDQ entries.
+    pub perceptual: PerceptualConfig,
+}
+
+/// Perceptual (PDQ) matching: how close is a match, which images are too flat to say, and
+/// what happens to an upload that only a perceptual entry matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerceptualConfig {
+    /// Largest Hamming distance (of 256 bits) that matches.
+    pub threshold: u32,
+    /// Uploads whose PDQ quality is below this are not matched perceptually (and say so).
+    pub min_quality: u8,
+    /// What a perceptual-only match does: move to quarantine (the default), hold in place,
+    /// or only open a case for review. A match with any exact entry follows `mode`.
+    pub mode: Mode,
+}
+
+impl Default for PerceptualConfig {
+    fn default() -> Self {
+        PerceptualConfig {
+            threshold: crate::pdq::DEFAULT_THRESHOLD,
+            min_quality: crate::pdq::DEFAULT_MIN_QUALITY,
+            mode: Mode::Move,
+        }
+    }
+}
+
+/// What perceptual matching made of an image upload (for the report and the logs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    /// The image format its bytes say.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdq: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    /// `matched` (asked against the PDQ entries), `low_quality` (not matched: below the
+    /// minimum quality), `no_entries` (no PDQ entries loaded yet), or `undecodable`.
+    pub perceptual: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The tag key hashgate writes on scanned objects.
@@ -177,6 +220,12 @@ pub enum ScanStatus {
     Released {
         case_id: String,
     },
+    /// An image (by its bytes) that could not be decoded for PDQ, with PDQ entries active:
+    /// its exact digests found nothing, but it was not matched perceptually, so it is not
+    /// called clean.
+    Undecodable {
+        reason: String,
+    },
 }
 
 impl ScanStatus {
@@ -190,6 +239,7 @@ impl ScanStatus {
             ScanStatus::TooLarge { .. } => "unscanned-too-large",
             ScanStatus::Unreadable { .. } => "unscanned-unreadable",
             ScanStatus::Released { .. } => "released",
+            ScanStatus::Undecodable { .. } => "unscanned-undecodable",
         }
     }
 }
@@ -209,6 +259,9 @@ pub struct ScanReport {
     pub digests: Vec<(String, String)>,
     pub matches: Vec<Match>,
     pub filter_false_positives: u32,
+    /// For an image read with PDQ entries active: its PDQ and what matching made of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageReport>,
 }
 
 /// Why an upload could not be handled; the event must be retried.
@@ -233,11 +286,13 @@ pub struct Scanner<O, H, C, N> {
 
 impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N> {
     /// Scan one upload and act on the verdict. `needed` are the algorithms the active lists
-    /// use; `screen` the current filter.
+    /// use; `screen` the current filter; `pdq` the PDQ index of the latest filter loaded
+    /// (used even when stale: see `scan`'s module documentation).
     pub async fn scan(
         &self,
         event: &UploadEvent,
         screen: Screen<'_>,
+        pdq: Option<&PdqIndex>,
         needed: AlgorithmSet,
         now: Timestamp,
     ) -> Result<ScanReport, PipelineError> {
@@ -253,6 +308,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             digests: Vec::new(),
             matches: Vec::new(),
             filter_false_positives: 0,
+            image: None,
         };
         let Some(head) = self.objects.head(object).await? else {
             return Ok(report);
@@ -277,7 +333,17 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             return self.too_large(report, object, head.size).await;
         }
 
+        // The quarantine copy is verified by exact digests (and a report names one): with
+        // only PDQ entries listed, SHA-256 is computed too.
+        let needed = if needed.contains(Algorithm::Pdq) && needed.exact().is_empty() {
+            needed.with(Algorithm::Sha256)
+        } else {
+            needed
+        };
+        // The fast path never applies with PDQ entries active: only the bytes say whether
+        // an upload is an image.
         let vouched = vouched_digests(&head);
+        let mut image = None;
         let digests = if !needed.is_empty() && vouched.algorithms().covers(needed) {
             report.fast_path = true;
             needed.iter().filter_map(|a| vouched.get(a)).collect()
@@ -289,6 +355,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             {
                 ReadResult::Digested(d) => {
                     report.bytes_read = d.bytes;
+                    image = d.image;
                     d.digests
                 }
                 ReadResult::Gone => return Ok(report),
@@ -313,10 +380,21 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
         };
         report.digests = CaseRecord::digest_pairs(&digests);
 
-        let decision = decide(&self.hashes, screen, &digests).await?;
+        let (perceptual, image_report) = self.perceptual(image.as_ref(), pdq);
+        report.image = image_report;
+        let decision = decide(&self.hashes, screen, &digests, perceptual).await?;
         report.filter_false_positives = decision.filter_false_positives;
         report.matches = decision.verdict.matches().to_vec();
         if !decision.verdict.is_match() {
+            if let Some(ImageOutcome::Undecodable { reason, .. }) = &image {
+                report.status = ScanStatus::Undecodable {
+                    reason: reason.clone(),
+                };
+                self.objects
+                    .tag_result(object, report.status.tag_value())
+                    .await?;
+                return Ok(report);
+            }
             report.status = ScanStatus::Clean;
             if self.config.tag_clean {
                 self.objects.tag_result(object, "clean").await?;
@@ -348,7 +426,12 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             matches: report.matches.clone(),
             quarantine_bucket: self.config.quarantine_bucket.clone(),
             retain_until: add_days(now, self.config.retention_days),
-            mode: self.config.mode,
+            // Only perceptual entries matched: the perceptual action decides.
+            mode: if report.matches.iter().all(|m| m.distance.is_some()) {
+                self.config.perceptual.mode
+            } else {
+                self.config.mode
+            },
             now,
             uploaded_at: event.uploaded_at,
             upload_facts: event.upload_facts.clone(),
@@ -360,6 +443,61 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             case_id,
         };
         Ok(report)
+    }
+
+    /// What to match an image's PDQ against, and what to report about it.
+    fn perceptual<'a>(
+        &self,
+        image: Option<&'a ImageOutcome>,
+        index: Option<&'a PdqIndex>,
+    ) -> (Option<Perceptual<'a>>, Option<ImageReport>) {
+        let Some(image) = image else {
+            return (None, None);
+        };
+        match image {
+            ImageOutcome::NotImage => (None, None),
+            ImageOutcome::Undecodable { kind, reason } => (
+                None,
+                Some(ImageReport {
+                    kind: kind.clone(),
+                    pdq: None,
+                    quality: None,
+                    perceptual: "undecodable",
+                    reason: Some(reason.clone()),
+                }),
+            ),
+            ImageOutcome::Hashed(summary) => {
+                let config = &self.config.perceptual;
+                let (query, perceptual) = match index {
+                    _ if summary.quality < config.min_quality => (None, "low_quality"),
+                    Some(index) if !index.is_empty() => (
+                        Some(Perceptual {
+                            index,
+                            variants: &summary.variants,
+                            threshold: config.threshold,
+                        }),
+                        "matched",
+                    ),
+                    _ => (None, "no_entries"),
+                };
+                let reason = (perceptual == "low_quality").then(|| {
+                    format!(
+                        "PDQ quality {} is below the minimum {}: too little detail to match perceptually",
+                        summary.quality, config.min_quality
+                    )
+                });
+                (
+                    query,
+                    Some(ImageReport {
+                        kind: summary.kind.to_string(),
+                        pdq: Some(summary.pdq.to_hex()),
+                        quality: Some(summary.quality),
+                        perceptual,
+                        reason,
+                    }),
+                )
+            }
+        }
     }
 
     async fn too_large(
@@ -407,7 +545,7 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
 mod tests {
     use super::*;
     use crate::case::CaseStatus;
-    use crate::digest::digest_bytes;
+    use crate::digest::{digest_bytes, StreamDigester};
     use crate::event::Trigger;
     use crate::filter::FilterSnapshot;
     use crate::lists::{ListEntry, Provenance};
@@ -449,6 +587,7 @@ mod tests {
                 mode: Mode::Move,
                 max_object_bytes: 1 << 20,
                 tag_clean: true,
+                perceptual: PerceptualConfig::default(),
             },
         }
     }
@@ -478,7 +617,7 @@ mod tests {
         e: &UploadEvent,
         needed: AlgorithmSet,
     ) -> Result<ScanReport, PipelineError> {
-        pollster::block_on(s.scan(e, Screen::StoreOnly, needed, Timestamp::UNIX_EPOCH))
+        pollster::block_on(s.scan(e, Screen::StoreOnly, None, needed, Timestamp::UNIX_EPOCH))
     }
 
     #[test]
@@ -725,6 +864,7 @@ mod tests {
         let r = pollster::block_on(s.scan(
             &event("i", innocent),
             Screen::Filter(&filter),
+            None,
             md5_only(),
             Timestamp::UNIX_EPOCH,
         ))
@@ -732,5 +872,163 @@ mod tests {
         assert_eq!(r.status, ScanStatus::Clean);
         assert_eq!(r.filter_false_positives, 1);
         assert!(s.cases.records().is_empty());
+    }
+
+    /// A photo-like test image (smooth gradients and discs), encoded.
+    fn photo(seed: u32, format: image::ImageFormat, flip: bool) -> Vec<u8> {
+        let (w, h) = (320u32, 240u32);
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
+            let s = seed as f32;
+            let disc = ((u - 0.3 - 0.05 * s).powi(2) + (v - 0.6).powi(2)).sqrt() < 0.2;
+            let r = 128.0 + 100.0 * (u * (3.0 + s) * 2.0).sin();
+            let g = 128.0 + 100.0 * (v * (2.0 + s) * 2.5).cos();
+            let b = if disc { 230.0 } else { 40.0 + 150.0 * u * v };
+            image::Rgb([r as u8, g as u8, b as u8])
+        });
+        let img = if flip {
+            image::imageops::flip_horizontal(&img)
+        } else {
+            img
+        };
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut out, format)
+            .unwrap();
+        out.into_inner()
+    }
+
+    /// A scanner whose store holds one PDQ entry (the PNG photo of `seed` 1), and the filter
+    /// built from it.
+    fn perceptual_scanner(mode: Mode) -> (TestScanner, FilterSnapshot) {
+        let mut s = scanner();
+        s.config.perceptual.mode = mode;
+        let mut d = StreamDigester::with_parallelism(AlgorithmSet::ALL, false);
+        d.update(&photo(1, image::ImageFormat::Png, false));
+        let listed = d.finish().digests.get(Algorithm::Pdq).expect("a PDQ hash");
+        s.hashes
+            .apply(
+                &[ListEntry {
+                    digest: listed,
+                    provenance: Provenance {
+                        list: "photos".into(),
+                        id: Some("p-1".into()),
+                        category: Some("A1".into()),
+                    },
+                }],
+                Op::Add,
+            )
+            .unwrap();
+        let version = pollster::block_on(s.hashes.state()).unwrap().version;
+        let mut b = FilterSnapshot::builder(2, 1e-6, SEED).unwrap();
+        b.insert(&digest_bytes(BAD, md5_only()).get(Algorithm::Md5).unwrap());
+        b.insert(&listed);
+        (s, b.finish(version, Timestamp::UNIX_EPOCH).unwrap())
+    }
+
+    fn scan_images(s: &TestScanner, f: &FilterSnapshot, key: &str, body: &[u8]) -> ScanReport {
+        s.objects.put("uploads", key, body);
+        let needed = AlgorithmSet::EMPTY
+            .with(Algorithm::Md5)
+            .with(Algorithm::Pdq);
+        pollster::block_on(s.scan(
+            &event(key, body),
+            Screen::Filter(f),
+            Some(f.pdq()),
+            needed,
+            Timestamp::UNIX_EPOCH,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_mirrored_reencoded_copy_matches_perceptually_with_its_distance() {
+        let (s, f) = perceptual_scanner(Mode::Move);
+        let copy = photo(1, image::ImageFormat::Jpeg, true);
+        let r = scan_images(&s, &f, "copy.jpg", &copy);
+        assert!(matches!(r.status, ScanStatus::Matched { .. }), "{r:?}");
+        let m = &r.matches[0];
+        assert_eq!((m.algorithm, m.list.as_str()), (Algorithm::Pdq, "photos"));
+        assert!(m.distance.is_some_and(|d| d <= 31), "{m:?}");
+        assert_eq!(r.image.as_ref().unwrap().perceptual, "matched");
+        assert!(
+            s.objects.get("uploads", "copy.jpg").is_none(),
+            "moved to quarantine"
+        );
+        let case = &s.cases.records()[0];
+        assert_eq!(case.matches[0].distance, m.distance);
+        assert!(case.digests.iter().any(|(a, _)| a == "pdq"));
+
+        let other = photo(5, image::ImageFormat::Png, false);
+        let r = scan_images(&s, &f, "other.png", &other);
+        assert_eq!(r.status, ScanStatus::Clean, "{r:?}");
+        // Not an image: no PDQ, clean by its digests.
+        let r = scan_images(&s, &f, "notes.txt", b"plain words");
+        assert_eq!(r.status, ScanStatus::Clean);
+        assert!(r.image.is_none());
+    }
+
+    #[test]
+    fn review_only_leaves_a_perceptual_match_in_place_but_exact_matches_still_move() {
+        let (s, f) = perceptual_scanner(Mode::ReviewOnly);
+        let copy = photo(1, image::ImageFormat::Jpeg, false);
+        let r = scan_images(&s, &f, "copy.jpg", &copy);
+        assert!(
+            matches!(
+                r.status,
+                ScanStatus::Matched {
+                    outcome: Finished::HeldInPlace,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+        let stored = s.objects.get("uploads", "copy.jpg").expect("left in place");
+        assert!(stored.2.is_empty(), "not even tagged: {:?}", stored.2);
+        assert_eq!(s.cases.records()[0].status, CaseStatus::HeldInPlace);
+        let r = scan_images(&s, &f, "bad.bin", BAD);
+        assert!(
+            matches!(
+                r.status,
+                ScanStatus::Matched {
+                    outcome: Finished::Quarantined,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn undecodable_images_are_never_clean_and_flat_ones_say_why() {
+        let (s, f) = perceptual_scanner(Mode::Move);
+        let mut truncated = photo(2, image::ImageFormat::Jpeg, false);
+        truncated.truncate(truncated.len() / 2);
+        let r = scan_images(&s, &f, "cut.jpg", &truncated);
+        assert!(matches!(r.status, ScanStatus::Undecodable { .. }), "{r:?}");
+        assert_eq!(
+            s.objects.get("uploads", "cut.jpg").unwrap().2,
+            ["unscanned-undecodable"]
+        );
+        // A format only images use, not decoded here: undecodable too.
+        let mut heic = vec![0, 0, 0, 24];
+        heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+        heic.extend_from_slice(&[0u8; 64]);
+        let r = scan_images(&s, &f, "photo.heic", &heic);
+        assert!(matches!(r.status, ScanStatus::Undecodable { .. }), "{r:?}");
+
+        let flat = {
+            let img = image::RgbImage::from_pixel(64, 64, image::Rgb([90, 90, 90]));
+            let mut out = std::io::Cursor::new(Vec::new());
+            image::DynamicImage::ImageRgb8(img)
+                .write_to(&mut out, image::ImageFormat::Png)
+                .unwrap();
+            out.into_inner()
+        };
+        let r = scan_images(&s, &f, "flat.png", &flat);
+        assert_eq!(r.status, ScanStatus::Clean);
+        let image = r.image.unwrap();
+        assert_eq!(image.perceptual, "low_quality");
+        assert!(image.reason.unwrap().contains("below the minimum 50"));
     }
 }

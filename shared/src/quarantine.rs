@@ -32,6 +32,10 @@ pub enum Mode {
     Move,
     /// Tag the object and leave it (for buckets whose policy denies reads of tagged objects).
     HoldInPlace,
+    /// Leave the object untouched and open a case for a reviewer (a choice for perceptual
+    /// matches, where a provider may want a human to look before anything moves). The case
+    /// is `held_in_place`; its audit entry says it was left for review.
+    ReviewOnly,
 }
 
 /// Everything the protocol needs to know about one match.
@@ -236,6 +240,7 @@ impl Quarantine {
         let (step, status) = match plan.mode {
             Mode::Move => (Step::Copy, CaseStatus::PendingReview),
             Mode::HoldInPlace => (Step::Tag, CaseStatus::HeldInPlace),
+            Mode::ReviewOnly => (Step::WriteCase, CaseStatus::HeldInPlace),
         };
         Quarantine { plan, step, status }
     }
@@ -256,7 +261,7 @@ impl Quarantine {
             },
             Step::Verify => Action::Verify {
                 at: p.destination(),
-                expected: p.digests,
+                expected: p.digests.exact(),
                 size: p.size,
             },
             Step::Tag => Action::Tag {
@@ -274,6 +279,10 @@ impl Quarantine {
                             p.quarantine_bucket,
                             p.destination().key
                         ),
+                    ),
+                    CaseStatus::HeldInPlace if p.mode == Mode::ReviewOnly => (
+                        AuditAction::HeldInPlace,
+                        "left in place, untouched, for review".to_string(),
                     ),
                     CaseStatus::HeldInPlace => {
                         (AuditAction::HeldInPlace, "tagged in place".to_string())
@@ -474,6 +483,7 @@ mod tests {
             size: CONTENT.len() as u64,
             digests,
             matches: vec![Match {
+                distance: None,
                 algorithm: Algorithm::Md5,
                 digest: digests.get(Algorithm::Md5).unwrap(),
                 list: "ncmec".into(),
@@ -646,6 +656,27 @@ mod tests {
             plan.upload_facts,
             "and the bucket owner and source address"
         );
+    }
+
+    #[test]
+    fn review_only_touches_nothing_and_survives_a_crash_after_every_step() {
+        for crash_after in [Some(1), Some(2), None] {
+            let mut world = World::default();
+            let plan = plan(&mut world, Mode::ReviewOnly);
+            if crash_after.is_some() {
+                assert_eq!(run(&mut world, &plan, crash_after), None);
+            }
+            assert_eq!(run(&mut world, &plan, None), Some(Finished::HeldInPlace));
+            assert_eq!(run(&mut world, &plan, None), Some(Finished::HeldInPlace));
+            assert!(world.version(&plan.object).is_some(), "left in place");
+            assert!(world.tags.is_empty(), "not even tagged");
+            assert!(world.deleted.is_empty() && world.retained.is_empty());
+            assert_eq!(world.cases.len(), 1);
+            assert_eq!(world.cases[&plan.case_id()].status, CaseStatus::HeldInPlace);
+            assert_eq!(world.audit.len(), 1);
+            assert!(world.audit[0].detail.contains("for review"));
+            assert!(world.queue.iter().all(|c| *c == plan.case_id()));
+        }
     }
 
     #[test]

@@ -315,7 +315,7 @@ pub const RESTORED_CASE_METADATA: &str = "hashgate-restored-case";
 /// the case's digest of that algorithm, and at least one must have been compared.
 pub fn is_released_content(case: &CaseRecord, digests: &DigestSet) -> bool {
     let mut compared = 0;
-    for d in digests.iter() {
+    for d in digests.iter().filter(|d| !d.algorithm().is_perceptual()) {
         let name = d.algorithm().name();
         match case.digests.iter().find(|(a, _)| a == name) {
             Some((_, hex)) if *hex == d.to_hex() => compared += 1,
@@ -447,11 +447,14 @@ impl Restore {
             },
             Step::Verify(placed) => RestoreAction::Verify {
                 placed: placed.clone(),
+                // The exact digests: the restored bytes must be the quarantined bytes (a PDQ
+                // hash says only that an image looks alike).
                 algorithms: self
                     .case
                     .digests
                     .iter()
-                    .filter_map(|(a, _)| a.parse().ok())
+                    .filter_map(|(a, _)| a.parse::<Algorithm>().ok())
+                    .filter(|a| !a.is_perceptual())
                     .collect(),
             },
             Step::Unhold => RestoreAction::Unhold {
@@ -486,11 +489,11 @@ impl Restore {
             (Step::Verify(placed), RestoreOutcome::Verified(read)) => {
                 let mut wrong = Vec::new();
                 for (alg, hex) in &self.case.digests {
-                    let got = alg
-                        .parse::<Algorithm>()
-                        .ok()
-                        .and_then(|a| read.get(a))
-                        .map(|d| d.to_hex());
+                    let parsed = alg.parse::<Algorithm>().ok();
+                    if parsed.is_some_and(Algorithm::is_perceptual) {
+                        continue;
+                    }
+                    let got = parsed.and_then(|a| read.get(a)).map(|d| d.to_hex());
                     if got.as_deref() != Some(hex.as_str()) {
                         wrong.push(format!(
                             "{alg} {} instead of {hex}",
@@ -925,6 +928,7 @@ pub(crate) mod tests {
             size: content.len() as u64,
             digests: CaseRecord::digest_pairs(&digests),
             matches: vec![Match {
+                distance: None,
                 algorithm: Algorithm::Md5,
                 digest: digests.get(Algorithm::Md5).unwrap(),
                 list: "ncmec".into(),

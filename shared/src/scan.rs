@@ -4,11 +4,19 @@
 //! digests the filter cannot rule out, the caller looks those up in its exact store, and
 //! [`conclude`] turns the answer into a [`Decision`]. [`decide`] runs both against any
 //! [`HashStore`]. A filter hit alone never matches (invariant 4): only the store's answer does.
+//!
+//! An image's PDQ hash is matched by distance, not equality: [`Perceptual`] names the index
+//! (the one carried by the latest loaded filter snapshot, stale or not: a store cannot be
+//! asked "what is within 31 bits"), the upload's eight variant hashes and the threshold. The
+//! index's hits within the threshold are candidates like any other, and only the store's
+//! answer about them makes a match, which carries its distance.
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Algorithm, Digest, DigestSet};
 use crate::filter::FilterSnapshot;
+use crate::pdq::index::PdqIndex;
+use crate::pdq::PdqHash;
 use crate::store::{HashStore, StoreError, StoredDigest};
 
 /// How digests are screened before the exact store is asked.
@@ -40,7 +48,12 @@ impl<'a> Screen<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
     pub algorithm: Algorithm,
+    /// The list entry's digest (for PDQ: the listed hash, not the upload's).
     pub digest: Digest,
+    /// For a perceptual (PDQ) match: the Hamming distance between the upload (its closest
+    /// rotation or flip) and the listed hash. None for an exact match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<u32>,
     pub list: String,
     pub category: Option<String>,
     pub id: Option<String>,
@@ -77,28 +90,78 @@ pub struct Decision {
     pub filter_false_positives: u32,
 }
 
-/// Step 1: the digests that must be checked against the exact store.
-pub fn candidates(screen: Screen<'_>, digests: &DigestSet) -> Vec<Digest> {
-    match screen {
-        Screen::Filter(filter) => digests.iter().filter(|d| filter.may_contain(d)).collect(),
-        Screen::StoreOnly => digests.iter().collect(),
+/// An image upload's PDQ, to be matched by distance.
+#[derive(Clone, Copy, Debug)]
+pub struct Perceptual<'a> {
+    pub index: &'a PdqIndex,
+    /// The upload's eight rotation and flip hashes (index 0: as uploaded).
+    pub variants: &'a [PdqHash; 8],
+    /// The largest Hamming distance that matches (default [`crate::pdq::DEFAULT_THRESHOLD`]).
+    pub threshold: u32,
+}
+
+/// The digests to ask the store about, and for PDQ candidates their distance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Candidates {
+    pub digests: Vec<Digest>,
+    /// (listed PDQ hash as a digest, distance) for each perceptual candidate.
+    pub distances: Vec<(Digest, u32)>,
+}
+
+impl Candidates {
+    fn distance(&self, digest: &Digest) -> Option<u32> {
+        self.distances
+            .iter()
+            .find(|(d, _)| d == digest)
+            .map(|(_, distance)| *distance)
     }
 }
 
+/// Step 1: the digests that must be checked against the exact store: the exact digests the
+/// filter cannot rule out, and the listed PDQ hashes within the threshold of the upload.
+/// The upload's own PDQ hash (in `digests`) is never looked up by equality.
+pub fn candidates(
+    screen: Screen<'_>,
+    digests: &DigestSet,
+    perceptual: Option<Perceptual<'_>>,
+) -> Candidates {
+    let exact = digests.iter().filter(|d| !d.algorithm().is_perceptual());
+    let mut out = Candidates {
+        digests: match screen {
+            Screen::Filter(filter) => exact.filter(|d| filter.may_contain(d)).collect(),
+            Screen::StoreOnly => exact.collect(),
+        },
+        distances: Vec::new(),
+    };
+    if let Some(p) = perceptual {
+        for hit in p.index.query_variants(p.variants, p.threshold) {
+            let digest = Digest::pdq(hit.hash);
+            out.digests.push(digest);
+            out.distances.push((digest, hit.distance));
+        }
+    }
+    out
+}
+
 /// Step 2: the verdict, from the candidates and what the store said about them.
-pub fn conclude(screen: Screen<'_>, candidates: &[Digest], found: Vec<StoredDigest>) -> Decision {
+pub fn conclude(screen: Screen<'_>, candidates: &Candidates, found: Vec<StoredDigest>) -> Decision {
     let mut matches = Vec::new();
-    let mut confirmed = 0u32;
+    let exact_asked = (candidates.digests.len() - candidates.distances.len()) as u32;
+    let mut exact_confirmed = 0u32;
     for stored in found {
         // Only answers about digests we asked for count; anything else is the store's bug
         // and must not turn into a match.
-        if !candidates.contains(&stored.digest) || stored.provenance.is_empty() {
+        if !candidates.digests.contains(&stored.digest) || stored.provenance.is_empty() {
             continue;
         }
-        confirmed += 1;
+        let distance = candidates.distance(&stored.digest);
+        if distance.is_none() {
+            exact_confirmed += 1;
+        }
         for p in stored.provenance {
             matches.push(Match {
                 algorithm: stored.digest.algorithm(),
+                distance,
                 digest: stored.digest,
                 list: p.list,
                 category: p.category,
@@ -107,7 +170,7 @@ pub fn conclude(screen: Screen<'_>, candidates: &[Digest], found: Vec<StoredDige
         }
     }
     let filter_false_positives = match screen {
-        Screen::Filter(_) => candidates.len() as u32 - confirmed.min(candidates.len() as u32),
+        Screen::Filter(_) => exact_asked - exact_confirmed.min(exact_asked),
         Screen::StoreOnly => 0,
     };
     Decision {
@@ -116,22 +179,23 @@ pub fn conclude(screen: Screen<'_>, candidates: &[Digest], found: Vec<StoredDige
         } else {
             Verdict::Match(matches)
         },
-        store_lookups: candidates.len() as u32,
+        store_lookups: candidates.digests.len() as u32,
         filter_false_positives,
     }
 }
 
-/// Decide on one object's digests.
+/// Decide on one object's digests (and its image's PDQ, when there is one to match).
 pub async fn decide<S: HashStore>(
     store: &S,
     screen: Screen<'_>,
     digests: &DigestSet,
+    perceptual: Option<Perceptual<'_>>,
 ) -> Result<Decision, StoreError> {
-    let candidates = candidates(screen, digests);
-    let found = if candidates.is_empty() {
+    let candidates = candidates(screen, digests, perceptual);
+    let found = if candidates.digests.is_empty() {
         Vec::new()
     } else {
-        store.lookup(&candidates).await?
+        store.lookup(&candidates.digests).await?
     };
     Ok(conclude(screen, &candidates, found))
 }
@@ -160,9 +224,9 @@ mod tests {
         let filter = b.finish(1, crate::time::Timestamp::UNIX_EPOCH).unwrap();
         let screen = Screen::Filter(&filter);
 
-        assert!(candidates(screen, &clean).is_empty());
-        let c = candidates(screen, &bad);
-        assert_eq!(c, vec![md5]);
+        assert!(candidates(screen, &clean, None).digests.is_empty());
+        let c = candidates(screen, &bad, None);
+        assert_eq!(c.digests, vec![md5]);
         let found = vec![StoredDigest {
             digest: md5,
             provenance: vec![provenance("ncmec"), provenance("iwf")],
@@ -188,8 +252,8 @@ mod tests {
         }
         let filter = b.finish(1, crate::time::Timestamp::UNIX_EPOCH).unwrap();
         let screen = Screen::Filter(&filter);
-        let c = candidates(screen, &digests);
-        assert_eq!(c.len(), 3);
+        let c = candidates(screen, &digests, None);
+        assert_eq!(c.digests.len(), 3);
         let d = conclude(screen, &c, vec![]);
         assert_eq!(d.verdict, Verdict::Clean);
         assert_eq!(d.filter_false_positives, 3);
@@ -202,7 +266,7 @@ mod tests {
         let other = digest_bytes(b"b", AlgorithmSet::ALL)
             .get(Algorithm::Md5)
             .unwrap();
-        let c = candidates(Screen::StoreOnly, &asked);
+        let c = candidates(Screen::StoreOnly, &asked, None);
         let d = conclude(
             Screen::StoreOnly,
             &c,
@@ -217,7 +281,10 @@ mod tests {
     #[test]
     fn store_only_asks_about_everything() {
         let digests = digest_bytes(b"a", AlgorithmSet::ALL);
-        assert_eq!(candidates(Screen::StoreOnly, &digests).len(), 3);
+        assert_eq!(
+            candidates(Screen::StoreOnly, &digests, None).digests.len(),
+            3
+        );
     }
 
     #[test]

@@ -350,6 +350,7 @@ mod tests {
             let options = ParseOptions {
                 source_name: "export".into(),
                 default_list: DEFAULT_LIST.into(),
+                algorithm: None,
             };
             parse(&out[..], format, &options, &mut |e| {
                 read.push(e);

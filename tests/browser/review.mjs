@@ -262,6 +262,8 @@ try {
     check(list && category, `the case shows no list or category: "${matches}"`);
     if (expectList) check(list === expectList, `the list shown is "${list}", not "${expectList}"`);
     if (expectCategory) check(category === expectCategory, `the category shown is "${category}", not "${expectCategory}"`);
+    const kind = await text('#case-matches .match-kind');
+    check(kind === 'exact', `the match kind shown is "${kind}", not "exact" (the case matched by its digest)`);
     const order = await page.evaluate(() => {
       const m = document.getElementById('case-matches');
       const img = document.getElementById('preview-image');

@@ -143,6 +143,7 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
         mode: Mode::Move,
         max_object_bytes: 1 << 30,
         tag_clean: true,
+        perceptual: Default::default(),
     };
     let faulty = Scanner {
         objects: Faulty {
@@ -197,7 +198,7 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
         faults.crash_after.store(crash_after, Ordering::SeqCst);
         let now = Timestamp::now();
         let err = faulty
-            .scan(&event, Screen::StoreOnly, AlgorithmSet::ALL, now)
+            .scan(&event, Screen::StoreOnly, None, AlgorithmSet::EXACT, now)
             .await
             .expect_err("the injected crash surfaces as an error");
         assert!(err.to_string().contains("injected crash"), "{err}");
@@ -232,7 +233,8 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
             .scan(
                 &event,
                 Screen::StoreOnly,
-                AlgorithmSet::ALL,
+                None,
+                AlgorithmSet::EXACT,
                 Timestamp::now(),
             )
             .await
@@ -252,7 +254,8 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
             .scan(
                 &event,
                 Screen::StoreOnly,
-                AlgorithmSet::ALL,
+                None,
+                AlgorithmSet::EXACT,
                 Timestamp::now(),
             )
             .await
@@ -289,11 +292,13 @@ async fn a_crash_after_every_quarantine_step_is_repaired_by_a_retry() {
         assert_eq!(
             Digested {
                 digests: digest_bytes(&bytes, AlgorithmSet::ALL),
-                bytes: bytes.len() as u64
+                bytes: bytes.len() as u64,
+                image: None,
             },
             Digested {
                 digests,
-                bytes: LISTED.len() as u64
+                bytes: LISTED.len() as u64,
+                image: None,
             }
         );
         let versions = s3

@@ -50,6 +50,7 @@ fn md5(data: &[u8]) -> Digest {
 
 fn hit(digest: Digest) -> Match {
     Match {
+        distance: None,
         algorithm: Algorithm::Md5,
         digest,
         list: LIST.into(),

@@ -102,6 +102,7 @@ fn confirmed_case(object: ObjectRef, evidence: QuarantineLocation) -> CaseRecord
         size: CONTENT.len() as u64,
         digests: CaseRecord::digest_pairs(&digests),
         matches: vec![Match {
+            distance: None,
             algorithm: Algorithm::Md5,
             digest: digests.get(Algorithm::Md5).unwrap(),
             list: "ncmec".into(),

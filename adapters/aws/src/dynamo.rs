@@ -1677,6 +1677,7 @@ mod tests {
             size: 3,
             digests: vec![("md5".into(), digest.to_hex())],
             matches: vec![hashgate_core::scan::Match {
+                distance: None,
                 algorithm: Algorithm::Md5,
                 digest,
                 list: "ncmec".into(),

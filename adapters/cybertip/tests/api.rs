@@ -56,6 +56,7 @@ fn package() -> Package {
         size: CONTENT.len() as u64,
         digests: CaseRecord::digest_pairs(&digests),
         matches: vec![Match {
+            distance: None,
             algorithm: Algorithm::Md5,
             digest: digests.get(Algorithm::Md5).unwrap(),
             list: "ncmec".into(),

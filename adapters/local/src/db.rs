@@ -139,6 +139,7 @@ mod tests {
         ParseOptions {
             source_name: format!("{list}.txt"),
             default_list: list.into(),
+            algorithm: None,
         }
     }
 

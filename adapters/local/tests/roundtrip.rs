@@ -43,6 +43,7 @@ fn members_found_non_members_not() {
     let options = ParseOptions {
         source_name: "members.txt".into(),
         default_list: "members".into(),
+        algorithm: None,
     };
     let (summary, stats) = import_list(
         db.store(),
@@ -60,7 +61,7 @@ fn members_found_non_members_not() {
     let screen = Screen::Filter(&filter);
     for d in &members {
         let digests: DigestSet = [*d].into_iter().collect();
-        let decision = pollster::block_on(decide(db.store(), screen, &digests)).unwrap();
+        let decision = pollster::block_on(decide(db.store(), screen, &digests, None)).unwrap();
         let m = decision.verdict.matches();
         assert_eq!(m.len(), 1, "{d:?} not found");
         assert_eq!((m[0].digest, m[0].list.as_str()), (*d, "members"));
@@ -71,7 +72,7 @@ fn members_found_non_members_not() {
     let mut false_positives = 0u64;
     for i in 0..queries {
         let digests: DigestSet = [rng.digest(ALGS[i as usize % 3])].into_iter().collect();
-        let decision = pollster::block_on(decide(db.store(), screen, &digests)).unwrap();
+        let decision = pollster::block_on(decide(db.store(), screen, &digests, None)).unwrap();
         assert!(!decision.verdict.is_match(), "a random digest matched");
         false_positives += u64::from(decision.filter_false_positives);
     }

@@ -26,6 +26,11 @@ pub enum Command {
     /// Rebuild or inspect the bloom filter snapshot.
     #[command(subcommand)]
     Filter(FilterCommand),
+    /// Print each file's digests and, for images, its PDQ hash and quality: what a list
+    /// entry for it would hold (share hashes, never images).
+    ///
+    /// Exit status: 0 when every file was hashed, 2 when any could not be read.
+    Hash(HashArgs),
     /// Scan files and directories (recursively) against the hash database.
     ///
     /// Exit status: 0 when every file is clean, 1 when any file matched, 2 when any file
@@ -253,6 +258,11 @@ pub struct ImportArgs {
     /// List format; by default from the file name: .csv is csv, .json is vics, else plain.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<ListFormat>,
+    /// What a plain list's lines (or a CSV `hash` column) are: md5, sha1, sha256 or pdq.
+    /// Without it the length decides among md5, sha1 and sha256; PDQ hashes are 64 hex
+    /// digits like SHA-256, so a PDQ list needs `--algorithm pdq`.
+    #[arg(long, value_name = "ALGORITHM")]
+    pub algorithm: Option<hashgate_core::Algorithm>,
     /// List the entries belong to; by default the file name without its extension. A CSV
     /// `list` column overrides it row by row.
     #[arg(long, value_name = "NAME")]
@@ -373,6 +383,16 @@ pub struct RebuildArgs {
 pub struct InspectArgs {
     /// Filter snapshot file.
     pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct HashArgs {
+    /// Print one JSON object per file (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Files to hash.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -236,6 +236,12 @@ fn export_lists(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     if format == ListFormat::Plain {
         eprintln!("hashgate: note: plain lists carry no entry ids or categories");
     }
+    if summary.pdq_left_out > 0 {
+        eprintln!(
+            "hashgate: note: {} PDQ hashes left out: {format} lists cannot carry them (use --format csv)",
+            summary.pdq_left_out
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -262,6 +268,12 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             n => format!("; {n} digests shared with an earlier case written once"),
         }
     );
+    if summary.pdq_left_out > 0 {
+        eprintln!(
+            "hashgate: note: {} PDQ hashes left out: {format} lists cannot carry them (use --format csv)",
+            summary.pdq_left_out
+        );
+    }
     if summary.entries == 0 {
         eprintln!("hashgate: note: no confirmed cases: the list is empty, and importers refuse an empty list");
     }

@@ -122,6 +122,7 @@ pub fn run(args: ImportArgs, target: &mut dyn Target) -> anyhow::Result<ExitCode
         let options = ParseOptions {
             source_name: path.display().to_string(),
             default_list: list.clone(),
+            algorithm: args.algorithm,
         };
         let mut result = FileResult {
             file: options.source_name.clone(),
@@ -235,6 +236,7 @@ impl Target for LocalTarget {
                 force: false,
                 declared_sha256: None,
                 declared_entries: None,
+                algorithm: options.algorithm,
             };
             let (reader, _) = open_with_progress(path)?;
             let checked = sync::check(reader, &file, &guard.limits)?;

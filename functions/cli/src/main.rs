@@ -12,6 +12,7 @@ mod cases;
 mod export;
 mod feedback;
 mod filters;
+mod hash;
 mod import;
 mod keys;
 mod output;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Filter(FilterCommand::Rollback(a)) => filters::rollback(&a),
         Command::Keys(KeysCommand::Generate(a)) => keys::generate(&a),
         Command::Scan(a) => scan::run(a),
+        Command::Hash(a) => hash::run(&a),
         Command::Buckets(BucketsCommand::Attach(a)) => buckets::attach(&a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(&a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(&a),

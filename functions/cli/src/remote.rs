@@ -155,6 +155,7 @@ impl Target for StackTarget {
             force: guard.force,
             declared_sha256: None,
             declared_entries: None,
+            algorithm: options.algorithm,
         };
         let size = std::fs::metadata(path)
             .with_context(|| format!("{}", path.display()))?

@@ -13,10 +13,13 @@ use std::process::ExitCode;
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::Mutex;
 
-use hashgate_core::digest::StreamDigester;
+use hashgate_core::digest::{Digest, StreamDigester};
 use hashgate_core::filter::FilterSnapshot;
-use hashgate_core::scan::{decide, Match, Screen};
-use hashgate_core::AlgorithmSet;
+use hashgate_core::pdq::index::PdqIndex;
+use hashgate_core::pdq::tap::ImageOutcome;
+use hashgate_core::pdq::{DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD};
+use hashgate_core::scan::{decide, Match, Perceptual, Screen};
+use hashgate_core::{Algorithm, AlgorithmSet};
 use hashgate_local::EmbeddedStore;
 use hashgate_local::LocalDb;
 use serde::Serialize;
@@ -34,6 +37,9 @@ enum FileVerdict {
     Clean,
     Match,
     Error,
+    /// An image that could not be decoded while PDQ entries are loaded: its exact digests
+    /// found nothing, but it was not matched perceptually.
+    Undecodable,
 }
 
 #[derive(Serialize)]
@@ -41,8 +47,12 @@ struct FileReport {
     path: String,
     bytes: Option<u64>,
     verdict: FileVerdict,
-    digests: BTreeMap<&'static str, String>,
+    /// The digests by algorithm, with `pdq_quality` beside an image's `pdq`.
+    digests: BTreeMap<&'static str, serde_json::Value>,
     matches: Vec<Match>,
+    /// What perceptual matching made of an image: `matched`, `low_quality` or `undecodable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    perceptual: Option<&'static str>,
     error: Option<String>,
     #[serde(skip)]
     filter_false_positives: u32,
@@ -56,6 +66,7 @@ impl FileReport {
             verdict: FileVerdict::Error,
             digests: BTreeMap::new(),
             matches: Vec::new(),
+            perceptual: None,
             error: Some(message),
             filter_false_positives: 0,
         }
@@ -75,6 +86,23 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let screen = match &filter {
         Some(f) => Screen::Filter(f),
         None => Screen::StoreOnly,
+    };
+    // PDQ entries are matched by distance through an index: the filter's, or without a
+    // current filter, one built here from the store's PDQ entries.
+    let built_index;
+    let pdq_index: Option<&PdqIndex> = match &filter {
+        Some(f) => Some(f.pdq()),
+        None if db.store().algorithms()?.contains(Algorithm::Pdq) => {
+            let mut hashes = Vec::new();
+            db.store().snapshot()?.for_each_key(|key| {
+                if let Some(h) = Digest::from_key(key).and_then(|d| d.as_pdq()) {
+                    hashes.push(h);
+                }
+            })?;
+            built_index = PdqIndex::build(hashes);
+            Some(&built_index)
+        }
+        None => None,
     };
     let algorithms: AlgorithmSet = db
         .store()
@@ -105,7 +133,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 let next = job_rx.lock().expect("job queue lock").recv();
                 let Ok((i, job)) = next else { break };
                 let report = match job {
-                    Job::File(path) => scan_file(&path, algorithms, store, screen),
+                    Job::File(path) => scan_file(&path, algorithms, store, screen, pdq_index),
                     Job::Failed(path, message) => FileReport::error(&path, message),
                 };
                 if result_tx.send((i, report)).is_err() {
@@ -246,6 +274,7 @@ fn scan_file(
     algorithms: AlgorithmSet,
     store: &EmbeddedStore,
     screen: Screen<'_>,
+    pdq_index: Option<&PdqIndex>,
 ) -> FileReport {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -269,7 +298,37 @@ fn scan_file(
         );
     }
     let digested = digester.finish();
-    let decision = match pollster::block_on(decide(store, screen, &digested.digests)) {
+    let mut digests: BTreeMap<&'static str, serde_json::Value> = digested
+        .digests
+        .iter()
+        .map(|d| (d.algorithm().name(), d.to_hex().into()))
+        .collect();
+    let (perceptual, status, error) = match &digested.image {
+        Some(ImageOutcome::Hashed(image)) => {
+            digests.insert("pdq_quality", image.quality.into());
+            if image.quality < DEFAULT_MIN_QUALITY {
+                let why = format!(
+                    "PDQ quality {} is below {DEFAULT_MIN_QUALITY}: not matched perceptually",
+                    image.quality
+                );
+                (None, Some("low_quality"), Some(why))
+            } else {
+                let query = pdq_index.map(|index| Perceptual {
+                    index,
+                    variants: &image.variants,
+                    threshold: DEFAULT_THRESHOLD,
+                });
+                (query, Some("matched"), None)
+            }
+        }
+        Some(ImageOutcome::Undecodable { kind, reason }) => (
+            None,
+            Some("undecodable"),
+            Some(format!("{kind} image not decoded for PDQ: {reason}")),
+        ),
+        Some(ImageOutcome::NotImage) | None => (None, None, None),
+    };
+    let decision = match pollster::block_on(decide(store, screen, &digested.digests, perceptual)) {
         Ok(d) => d,
         Err(e) => return FileReport::error(path, format!("hash store lookup failed: {e}")),
     };
@@ -278,16 +337,15 @@ fn scan_file(
         bytes: Some(digested.bytes),
         verdict: if decision.verdict.is_match() {
             FileVerdict::Match
+        } else if status == Some("undecodable") {
+            FileVerdict::Undecodable
         } else {
             FileVerdict::Clean
         },
-        digests: digested
-            .digests
-            .iter()
-            .map(|d| (d.algorithm().name(), d.to_hex()))
-            .collect(),
+        digests,
         matches: decision.verdict.matches().to_vec(),
-        error: None,
+        perceptual: status,
+        error,
         filter_false_positives: decision.filter_false_positives,
     }
 }
@@ -323,6 +381,9 @@ fn print_report(out: &mut impl Write, r: &FileReport, json: bool) -> std::io::Re
                 .iter()
                 .map(|m| {
                     let mut s = format!("{} {} on {}", m.algorithm, m.digest, m.list);
+                    if let Some(d) = m.distance {
+                        s.push_str(&format!(", distance {d}"));
+                    }
                     if let Some(c) = &m.category {
                         s.push_str(&format!(", category {c}"));
                     }
@@ -334,6 +395,12 @@ fn print_report(out: &mut impl Write, r: &FileReport, json: bool) -> std::io::Re
                 .collect();
             writeln!(out, "MATCH  {}  ({})", r.path, what.join("; "))
         }
+        FileVerdict::Undecodable => writeln!(
+            out,
+            "UNSCANNED  {}: {}",
+            r.path,
+            r.error.as_deref().unwrap_or("undecodable image")
+        ),
         FileVerdict::Error => writeln!(
             out,
             "ERROR  {}: {}",
@@ -361,7 +428,7 @@ impl Totals {
         match r.verdict {
             FileVerdict::Clean => self.clean += 1,
             FileVerdict::Match => self.matched += 1,
-            FileVerdict::Error => self.failed += 1,
+            FileVerdict::Error | FileVerdict::Undecodable => self.failed += 1,
         }
     }
 }

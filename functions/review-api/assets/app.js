@@ -547,7 +547,7 @@
       el('td', { class: 'nowrap' }, timeEl(item.created_at)),
       el('td', { class: 'key' }, el('span', { class: 'bucket', text: orDash(item.bucket) + ' / ' }), link),
       el('td', null, matches.length === 0 ? el('span', { class: 'hint', text: 'none recorded' }) :
-        matches.map((m) => el('div', null, orDash(m.list) + ' · ' + (m.category ? String(m.category) : 'no category'))))
+        matches.map((m) => el('div', null, orDash(m.list) + ' · ' + (m.category ? String(m.category) : 'no category') + ' · ' + matchKind(m))))
     );
     link.addEventListener('focus', () => select(index, false));
     return tr;
@@ -671,6 +671,13 @@
     renderPosition();
   }
 
+  // Exact (the same bytes) or perceptual (a PDQ hash within a distance: a re-encoded,
+  // resized or edited copy of the listed image; the smaller the distance, the closer).
+  function matchKind(m) {
+    if (typeof m.distance === 'number') return 'perceptual (PDQ), distance ' + m.distance + ' of 256 bits';
+    return 'exact';
+  }
+
   function renderMatches(c) {
     const list = $('case-match-list');
     clear(list);
@@ -683,7 +690,8 @@
       list.append(el('li', { class: 'match' },
         el('div', { class: 'headline' },
           'Category: ', el('strong', { class: 'match-category', text: m.category ? String(m.category) : 'not given by the list' }),
-          ' · List: ', el('strong', { class: 'match-list-name', text: orDash(m.list) })),
+          ' · List: ', el('strong', { class: 'match-list-name', text: orDash(m.list) }),
+          ' · Match: ', el('strong', { class: 'match-kind', text: matchKind(m) })),
         el('div', { class: 'sub' },
           orDash(m.algorithm) + ' ', el('code', { text: orDash(m.digest) }),
           m.id ? ' · entry ' + String(m.id) : ' · no entry id')));

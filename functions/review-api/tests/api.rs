@@ -140,6 +140,7 @@ impl World {
             size: content.len() as u64,
             digests: CaseRecord::digest_pairs(&digests),
             matches: vec![Match {
+                distance: None,
                 algorithm: Algorithm::Md5,
                 digest: digests.get(Algorithm::Md5).unwrap(),
                 list: "clearinghouse".into(),
@@ -738,6 +739,7 @@ async fn admins_export_the_confirmed_digests_as_an_importable_list() {
         &hashgate_core::lists::ParseOptions {
             source_name: "export.csv".into(),
             default_list: "partner".into(),
+            algorithm: None,
         },
         &mut |e| {
             entries.push(e);

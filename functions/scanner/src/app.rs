@@ -134,6 +134,7 @@ pub async fn connect(config: &Config, metrics: Option<String>) -> anyhow::Result
             mode: config.mode,
             max_object_bytes: config.max_object_bytes,
             tag_clean: config.tag_clean,
+            perceptual: config.perceptual.clone(),
         },
     };
     let app = App::new(
@@ -168,7 +169,7 @@ where
                 feed,
                 filter: None,
                 store_version: 0,
-                needed: AlgorithmSet::ALL,
+                needed: AlgorithmSet::EXACT,
                 checked: None,
             }),
             refresh,
@@ -195,10 +196,11 @@ where
         match self.scanner.hashes.state().await {
             Ok(store) => {
                 state.store_version = store.version;
-                // An empty store means nothing can match yet; still compute every digest
-                // so reports carry them, at the cost of one read.
+                // An empty store means nothing can match yet; still compute every exact
+                // digest so reports carry them, at the cost of one read. Images are
+                // decoded for PDQ only while the lists hold PDQ entries.
                 state.needed = if store.algorithms.is_empty() {
-                    AlgorithmSet::ALL
+                    AlgorithmSet::EXACT
                 } else {
                     store.algorithms
                 };
@@ -332,7 +334,13 @@ where
         let filter_used = screen.uses_filter();
         let report = self
             .scanner
-            .scan(&event, screen, needed, (self.clock)())
+            .scan(
+                &event,
+                screen,
+                filter.as_deref().map(|f| f.pdq()),
+                needed,
+                (self.clock)(),
+            )
             .await?;
         if self.metrics.is_some() {
             self.tally
@@ -432,6 +440,7 @@ mod tests {
                     mode: Mode::Move,
                     max_object_bytes: 1 << 20,
                     tag_clean: true,
+                    perceptual: Default::default(),
                 },
             },
             ScriptedFeed {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use hashgate_aws::filter_source::FilterLocation;
 use hashgate_core::manifest::TrustedKeys;
+use hashgate_core::pipeline::PerceptualConfig;
 use hashgate_core::quarantine::Mode;
 
 /// Where the exact hash store is.
@@ -40,6 +41,8 @@ pub struct Config {
     pub retention_days: u32,
     pub mode: Mode,
     pub tag_clean: bool,
+    /// `HASHGATE_PDQ_THRESHOLD`, `HASHGATE_PDQ_MIN_QUALITY`, `HASHGATE_PERCEPTUAL_MODE`.
+    pub perceptual: PerceptualConfig,
     /// Worker mode: the queue of S3 notifications to long-poll.
     pub scan_queue_url: Option<String>,
 }
@@ -147,6 +150,28 @@ impl Config {
             Some("hold") => Mode::HoldInPlace,
             Some(other) => bail!("HASHGATE_QUARANTINE_MODE={other:?}: expected move or hold"),
         };
+        let perceptual = PerceptualConfig {
+            threshold: vars.parsed(
+                "HASHGATE_PDQ_THRESHOLD",
+                hashgate_core::pdq::DEFAULT_THRESHOLD,
+                "a Hamming distance from 0 to 47 bits (of 256; the PDQ index's range)",
+                |&d| d <= hashgate_core::pdq::index::MAX_INDEXED_THRESHOLD,
+            )?,
+            min_quality: vars.parsed(
+                "HASHGATE_PDQ_MIN_QUALITY",
+                hashgate_core::pdq::DEFAULT_MIN_QUALITY,
+                "a PDQ quality from 0 to 100",
+                |&q| q <= 100,
+            )?,
+            mode: match vars.get("HASHGATE_PERCEPTUAL_MODE").as_deref() {
+                None | Some("move") => Mode::Move,
+                Some("hold") => Mode::HoldInPlace,
+                Some("review") => Mode::ReviewOnly,
+                Some(other) => {
+                    bail!("HASHGATE_PERCEPTUAL_MODE={other:?}: expected move, hold or review")
+                }
+            },
+        };
         let event_bus = match vars.get("HASHGATE_EVENT_BUS").as_deref() {
             None => Some(DEFAULT_EVENT_BUS.to_string()),
             Some("none") => None,
@@ -180,6 +205,7 @@ impl Config {
             retention_days,
             mode,
             tag_clean: vars.flag("HASHGATE_TAG_CLEAN", true)?,
+            perceptual,
             scan_queue_url: vars.get("HASHGATE_SCAN_QUEUE_URL"),
         })
     }

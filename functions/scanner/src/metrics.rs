@@ -14,7 +14,7 @@ pub const NAMESPACE: &str = "hashgate";
 pub struct Tally {
     pub clean: u64,
     pub matched: u64,
-    /// Too large or unreadable: explicitly not scanned.
+    /// Too large, unreadable, or an image that could not be decoded: explicitly not scanned.
     pub unscanned: u64,
     /// Decided from S3-verified digests, without reading the body.
     pub fast_path: u64,
@@ -30,7 +30,9 @@ impl Tally {
         match report.status {
             ScanStatus::Clean => self.clean += 1,
             ScanStatus::Matched { .. } => self.matched += 1,
-            ScanStatus::TooLarge { .. } | ScanStatus::Unreadable { .. } => self.unscanned += 1,
+            ScanStatus::TooLarge { .. }
+            | ScanStatus::Unreadable { .. }
+            | ScanStatus::Undecodable { .. } => self.unscanned += 1,
             // Released content restored by reviewers is neither a new match nor clean.
             ScanStatus::Superseded | ScanStatus::Gone | ScanStatus::Released { .. } => {}
         }
@@ -102,6 +104,7 @@ mod tests {
             digests: vec![],
             matches: vec![],
             filter_false_positives: 0,
+            image: None,
         }
     }
 

@@ -1,8 +1,10 @@
 //! CSV hash lists: comma separated, a header row naming the columns.
 //!
-//! Digest columns are `md5`, `sha1`, `sha256` (a row may fill several: one entry per filled
-//! cell), or `hash` with an optional `algorithm` column (inferred from the length when absent
-//! or empty). Optional `category`, `list` (overrides the default list for its row) and `id`.
+//! Digest columns are `md5`, `sha1`, `sha256`, `pdq` (a row may fill several: one entry per
+//! filled cell), or `hash` with an optional `algorithm` column (when absent or empty: the
+//! import's algorithm if it names one, else inferred from the length among MD5, SHA-1 and
+//! SHA-256; never PDQ). Optional `quality` (a PDQ hash's, 0–100, checked), `category`,
+//! `list` (overrides the default list for its row) and `id`.
 //! Header names are matched case-insensitively, ignoring spaces, `-` and `_`, so `SHA-1`,
 //! `sha1_hash` and `Media ID` work too. Every row must have as many fields as the header.
 //!
@@ -53,6 +55,8 @@ enum Role {
     Digest(Algorithm),
     Hash,
     Algorithm,
+    /// A PDQ hash's quality (0–100), checked.
+    Quality,
     Category,
     List,
     Id,
@@ -69,6 +73,8 @@ impl Role {
             "md5" | "md5hash" | "md5sum" => Role::Digest(Algorithm::Md5),
             "sha1" | "sha1hash" | "sha1sum" => Role::Digest(Algorithm::Sha1),
             "sha256" | "sha256hash" | "sha256sum" => Role::Digest(Algorithm::Sha256),
+            "pdq" | "pdqhash" | "hashpdq" => Role::Digest(Algorithm::Pdq),
+            "quality" | "pdqquality" => Role::Quality,
             "hash" | "digest" | "hashvalue" => Role::Hash,
             "algorithm" | "algo" | "hashalgorithm" | "hashtype" | "digestalgorithm" => {
                 Role::Algorithm
@@ -88,13 +94,19 @@ struct Columns {
     digests: Vec<(usize, Algorithm)>,
     hash: Option<usize>,
     algorithm: Option<usize>,
+    quality: Option<usize>,
+    /// What a `hash` cell is when no `algorithm` column says (the import's `--algorithm`).
+    default_algorithm: Option<Algorithm>,
     category: Option<usize>,
     list: Option<usize>,
     id: Option<usize>,
 }
 
 impl Columns {
-    fn from_header(fields: &[Cow<'_, str>]) -> Result<Columns, String> {
+    fn from_header(
+        fields: &[Cow<'_, str>],
+        default_algorithm: Option<Algorithm>,
+    ) -> Result<Columns, String> {
         let names: Vec<String> = fields.iter().map(|f| f.trim().to_string()).collect();
         let mut columns = Columns {
             count: names.len(),
@@ -102,6 +114,8 @@ impl Columns {
             digests: Vec::new(),
             hash: None,
             algorithm: None,
+            quality: None,
+            default_algorithm,
             category: None,
             list: None,
             id: None,
@@ -122,6 +136,7 @@ impl Columns {
                 Role::Digest(alg) => columns.digests.push((index, alg)),
                 Role::Hash => columns.hash = Some(index),
                 Role::Algorithm => columns.algorithm = Some(index),
+                Role::Quality => columns.quality = Some(index),
                 Role::Category => columns.category = Some(index),
                 Role::List => columns.list = Some(index),
                 Role::Id => columns.id = Some(index),
@@ -130,7 +145,7 @@ impl Columns {
         if columns.digests.is_empty() && columns.hash.is_none() {
             let found: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
             return Err(format!(
-                "no digest column in the header (found {}; expected md5, sha1, sha256, or hash with an optional algorithm)",
+                "no digest column in the header (found {}; expected md5, sha1, sha256, pdq, or hash with an optional algorithm)",
                 found.join(", ")
             ));
         }
@@ -171,12 +186,19 @@ impl Columns {
                     ),
                     _ => None,
                 };
-                let digest = match alg {
+                let digest = match alg.or(self.default_algorithm) {
                     Some(alg) => Digest::parse_hex_as(alg, cell),
                     None => Digest::parse_hex(cell),
                 }
                 .map_err(|e| format!("column {:?}: {e}", self.names[index]))?;
                 digests.push(digest);
+            }
+        }
+        if let Some(index) = self.quality {
+            let cell = cells[index].trim();
+            if !cell.is_empty() {
+                super::plain::check_quality(cell)
+                    .map_err(|e| format!("column {:?}: {e}", self.names[index]))?;
             }
         }
         if digests.is_empty() {
@@ -202,7 +224,10 @@ pub(super) fn parse<R: Read>(
     while let Some(number) = records.next_record()? {
         let cells = records.cells();
         let Some(columns) = &columns else {
-            columns = Some(Columns::from_header(&cells).map_err(|reason| at(number, reason))?);
+            columns = Some(
+                Columns::from_header(&cells, options.algorithm)
+                    .map_err(|reason| at(number, reason))?,
+            );
             continue;
         };
         if cells.len() != columns.count {
@@ -549,6 +574,7 @@ mod tests {
         ParseOptions {
             source_name: "lists/x.csv".into(),
             default_list: "iwf".into(),
+            algorithm: None,
         }
     }
 
@@ -650,7 +676,7 @@ mod tests {
         let e = err(&format!("hash,algorithm\n{MD5},crc32\n"));
         assert_eq!(
             e.to_string(),
-            "lists/x.csv:2: column \"algorithm\": unknown digest algorithm \"crc32\" (expected md5, sha1 or sha256)"
+            "lists/x.csv:2: column \"algorithm\": unknown digest algorithm \"crc32\" (expected md5, sha1, sha256 or pdq)"
         );
     }
 
@@ -752,7 +778,7 @@ mod tests {
         let e = err("\n\nname,size\nfoo,12\n");
         assert_eq!(
             e.to_string(),
-            "lists/x.csv:3: no digest column in the header (found \"name\", \"size\"; expected md5, sha1, sha256, or hash with an optional algorithm)"
+            "lists/x.csv:3: no digest column in the header (found \"name\", \"size\"; expected md5, sha1, sha256, pdq, or hash with an optional algorithm)"
         );
         // An algorithm column alone names no digest.
         assert_eq!(err("algorithm,id\nmd5,1\n").location, Location::Line(1));
@@ -1129,5 +1155,43 @@ mod tests {
         assert_eq!(ok(&input).len(), 2);
         let e = err(&format!("{input}{blank}xyz\n"));
         assert_eq!(e.location, Location::Line(9 * MAX_LINE_BYTES as u64 + 6));
+    }
+
+    #[test]
+    fn pdq_column_with_quality_and_hash_column_with_the_imports_algorithm() {
+        let pdq = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+        let entries = ok(&format!(
+            "id,md5,pdq,quality\n7,{MD5},{pdq},100\n8,,{pdq},\n"
+        ));
+        let got: Vec<_> = entries
+            .iter()
+            .map(|e| (e.digest.algorithm(), e.provenance.id.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Algorithm::Md5, "7".to_string()),
+                (Algorithm::Pdq, "7".to_string()),
+                (Algorithm::Pdq, "8".to_string())
+            ]
+        );
+        let e = err(&format!("pdq,quality\n{pdq},-3\n"));
+        assert_eq!(
+            e.to_string(),
+            "lists/x.csv:2: column \"quality\": PDQ quality \"-3\" is not an integer from 0 to 100"
+        );
+        // A `hash` column is PDQ only when the import (or an algorithm column) says so.
+        assert_eq!(
+            ok(&format!("hash\n{pdq}\n"))[0].digest.algorithm(),
+            Algorithm::Sha256
+        );
+        let as_pdq = ParseOptions {
+            algorithm: Some(Algorithm::Pdq),
+            ..options()
+        };
+        let (_, entries) = collect(parse, format!("hash\n{pdq}\n").as_bytes(), &as_pdq).unwrap();
+        assert_eq!(entries[0].digest.algorithm(), Algorithm::Pdq);
+        let named = ok(&format!("hash,algorithm\n{pdq},PDQ\n"));
+        assert_eq!(named[0].digest.algorithm(), Algorithm::Pdq);
     }
 }

@@ -13,19 +13,20 @@ use crate::digest::{Algorithm, Digest};
 use crate::lists::{parse, ListEntry, ListError, ListFormat, ParseOptions, ParseSummary};
 use crate::store::Op;
 
-/// The digest of zero bytes under `algorithm`.
-pub fn empty_content(algorithm: Algorithm) -> Digest {
+/// The digest of zero bytes under an exact `algorithm` (PDQ has none: it hashes pixels).
+pub fn empty_content(algorithm: Algorithm) -> Option<Digest> {
     let hex = match algorithm {
         Algorithm::Md5 => "d41d8cd98f00b204e9800998ecf8427e",
         Algorithm::Sha1 => "da39a3ee5e6b4b0d3255bfef95601890afd80709",
         Algorithm::Sha256 => "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        Algorithm::Pdq => return None,
     };
-    Digest::parse_hex_as(algorithm, hex).expect("a constant of the right length")
+    Some(Digest::parse_hex_as(algorithm, hex).expect("a constant of the right length"))
 }
 
 /// Whether `digest` is the digest of the empty file.
 pub fn is_empty_content(digest: &Digest) -> bool {
-    *digest == empty_content(digest.algorithm())
+    Some(*digest) == empty_content(digest.algorithm())
 }
 
 /// The rule for one entry: the reason it is refused, if it is.
@@ -36,6 +37,16 @@ pub fn check(entry: &ListEntry) -> Result<(), String> {
              remove it from the list (nothing of the file was applied)",
             entry.digest
         ));
+    }
+    if let Some(pdq) = entry.digest.as_pdq() {
+        if pdq.is_degenerate() {
+            return Err(format!(
+                "PDQ hash {pdq} is degenerate ({} of 256 bits set; a real image's hash has about \
+                 half): it would match swathes of unrelated images; remove it from the list \
+                 (nothing of the file was applied)",
+                pdq.count_ones()
+            ));
+        }
     }
     Ok(())
 }
@@ -67,6 +78,7 @@ mod tests {
         ParseOptions {
             source_name: "feed.txt".into(),
             default_list: "ncmec".into(),
+            algorithm: None,
         }
     }
 
@@ -87,8 +99,8 @@ mod tests {
     fn the_empty_files_digests_are_the_computed_ones() {
         let computed = digest_bytes(b"", AlgorithmSet::ALL);
         for a in [Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha256] {
-            assert_eq!(Some(empty_content(a)), computed.get(a), "{a:?}");
-            assert!(is_empty_content(&empty_content(a)));
+            assert_eq!(empty_content(a), computed.get(a), "{a:?}");
+            assert!(is_empty_content(&empty_content(a).unwrap()));
         }
         let other = digest_bytes(b"x", AlgorithmSet::ALL);
         assert!(!is_empty_content(&other.get(Algorithm::Md5).unwrap()));
@@ -120,5 +132,40 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn degenerate_pdq_hashes_are_refused_and_may_be_withdrawn() {
+        let pdq_options = ParseOptions {
+            algorithm: Some(Algorithm::Pdq),
+            ..options()
+        };
+        let real = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+        for bad in [
+            "0".repeat(64),
+            "f".repeat(64),
+            format!("{}{}", "0".repeat(60), "ffff"),
+        ] {
+            let text = format!("{real}\n{bad}\n");
+            let e = import(
+                text.as_bytes(),
+                ListFormat::Plain,
+                &pdq_options,
+                Op::Add,
+                &mut |_| Ok(()),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("feed.txt:2: PDQ hash"), "{e}");
+            assert!(e.contains("is degenerate"), "{e}");
+            let withdrawn = import(
+                text.as_bytes(),
+                ListFormat::Plain,
+                &pdq_options,
+                Op::Remove,
+                &mut |_| Ok(()),
+            );
+            assert_eq!(withdrawn.unwrap().entries, 2);
+        }
     }
 }

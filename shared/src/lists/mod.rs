@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
 
 mod csv;
 pub mod guard;
@@ -140,6 +140,11 @@ pub struct ParseOptions {
     pub source_name: String,
     /// The list entries belong to unless a row names its own (CSV `list` column).
     pub default_list: String,
+    /// What the list's digests are, when the file cannot say: a plain list's lines, a CSV
+    /// `hash` column without an `algorithm` column. Without it the length decides among
+    /// MD5, SHA-1 and SHA-256; PDQ is never inferred (64 hex digits are a SHA-256 or a PDQ
+    /// hash, and nothing in the digits tells which), so a PDQ list must say so.
+    pub algorithm: Option<Algorithm>,
 }
 
 /// Counts of one successful parse.

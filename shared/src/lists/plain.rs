@@ -1,12 +1,17 @@
 //! Plain hash lists: one hex digest per line, the algorithm following from its length
-//! (32 characters MD5, 40 SHA-1, 64 SHA-256). `#` starts a comment, either on a line of its
-//! own or after the digest and some white space; blank lines are ignored.
+//! (32 characters MD5, 40 SHA-1, 64 SHA-256) unless the import names it
+//! ([`ParseOptions::algorithm`]). `#` starts a comment, either on a line of its own or after
+//! the digest and some white space; blank lines are ignored.
+//!
+//! A PDQ list (named as such: its 64 hex digits would otherwise read as SHA-256) may give
+//! each hash's quality after it, as ThreatExchange writes them: `<hash>,<quality>` or
+//! `<hash> <quality>`, the quality an integer from 0 to 100. It is checked, not kept.
 
 use std::io::Read;
 
 use super::lines::{error_at, Lines};
 use super::{ListEntry, ListError, Location, ParseOptions, ParseSummary, Provenance};
-use crate::digest::{shorten, Digest};
+use crate::digest::{shorten, Algorithm, Digest};
 
 pub(super) fn parse<R: Read>(
     reader: R,
@@ -16,12 +21,17 @@ pub(super) fn parse<R: Read>(
     let mut lines = Lines::new(reader, &options.source_name);
     let mut summary = ParseSummary::default();
     while let Some((number, text)) = lines.next_line()? {
-        let token = match digest_token(text) {
+        let pdq = options.algorithm == Some(Algorithm::Pdq);
+        let token = match digest_token(text, pdq) {
             Ok(Some(token)) => token,
             Ok(None) => continue,
             Err(reason) => return Err(lines.error(number, reason)),
         };
-        let digest = Digest::parse_hex(token).map_err(|e| lines.error(number, e.to_string()))?;
+        let digest = match options.algorithm {
+            Some(alg) => Digest::parse_hex_as(alg, token),
+            None => Digest::parse_hex(token),
+        }
+        .map_err(|e| lines.error(number, e.to_string()))?;
         sink(ListEntry {
             digest,
             provenance: Provenance {
@@ -43,8 +53,9 @@ pub(super) fn parse<R: Read>(
     Ok(summary)
 }
 
-/// The digest text of a line, `None` for a blank or comment line.
-fn digest_token(line: &str) -> Result<Option<&str>, String> {
+/// The digest text of a line, `None` for a blank or comment line. With `pdq`, a quality may
+/// follow the hash.
+fn digest_token(line: &str, pdq: bool) -> Result<Option<&str>, String> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
@@ -62,8 +73,15 @@ fn digest_token(line: &str) -> Result<Option<&str>, String> {
         }
         None => line,
     };
-    let mut words = value.split_whitespace();
+    let mut words = value
+        .split(|c: char| c.is_whitespace() || (pdq && c == ','))
+        .filter(|w| !w.is_empty());
     let first = words.next().unwrap_or_default();
+    if pdq {
+        if let Some(quality) = words.next() {
+            check_quality(quality)?;
+        }
+    }
     let others = words.count();
     if others > 0 {
         return Err(format!(
@@ -75,16 +93,27 @@ fn digest_token(line: &str) -> Result<Option<&str>, String> {
     Ok(Some(first))
 }
 
+/// A PDQ quality as lists give it: an integer from 0 to 100.
+pub(super) fn check_quality(text: &str) -> Result<u8, String> {
+    match text.trim().parse::<u8>() {
+        Ok(q) if q <= 100 => Ok(q),
+        _ => Err(format!(
+            "PDQ quality {:?} is not an integer from 0 to 100",
+            shorten(text)
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::lines::test_support::{collect, Endless, FailAfter, MD5, SHA1, SHA256};
     use super::*;
-    use crate::digest::Algorithm;
 
     fn options() -> ParseOptions {
         ParseOptions {
             source_name: "lists/own.txt".into(),
             default_list: "own".into(),
+            algorithm: None,
         }
     }
 
@@ -236,5 +265,47 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.to_string(), "lists/own.txt:2: read error: disk on fire");
+    }
+
+    /// A PDQ hash from a real photo (Meta's test vector bridge-1-original.jpg).
+    const PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+    #[test]
+    fn a_pdq_list_must_say_so_and_may_give_qualities() {
+        // Unnamed, 64 hex digits are SHA-256: PDQ is never guessed.
+        let (_, entries) = run(format!("{PDQ}\n").as_bytes()).unwrap();
+        assert_eq!(entries[0].digest.algorithm(), Algorithm::Sha256);
+
+        let pdq = ParseOptions {
+            algorithm: Some(Algorithm::Pdq),
+            ..options()
+        };
+        let input = format!("{PDQ},100\n{PDQ} 87 # comment\n{PDQ}\n");
+        let (summary, entries) = collect(parse, input.as_bytes(), &pdq).unwrap();
+        assert_eq!(summary.entries, 3);
+        assert!(entries
+            .iter()
+            .all(|e| e.digest.algorithm() == Algorithm::Pdq && e.digest.to_hex() == PDQ));
+
+        for (line, reason) in [
+            (
+                format!("{PDQ},101"),
+                "PDQ quality \"101\" is not an integer from 0 to 100",
+            ),
+            (
+                format!("{PDQ},high"),
+                "PDQ quality \"high\" is not an integer from 0 to 100",
+            ),
+            (format!("{PDQ},90,7"), "expected one digest per line"),
+            (MD5.to_string(), "not a pdq digest"),
+        ] {
+            let e = collect(parse, format!("{line}\n").as_bytes(), &pdq)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("lists/own.txt:1: ") && e.contains(reason),
+                "{e}"
+            );
+        }
     }
 }

@@ -15,7 +15,9 @@
 //! ```
 //!
 //! Object metadata may say the same (`hashgate-list`, `hashgate-format` = plain | csv |
-//! vics, `hashgate-op` = add | withdraw) and more: `hashgate-force: true` lets a withdrawal
+//! vics, `hashgate-op` = add | withdraw) and more: `hashgate-algorithm` says what a plain
+//! list's lines are (md5 | sha1 | sha256 | pdq; a PDQ list must say so, since its 64 hex
+//! digits would read as SHA-256), `hashgate-force: true` lets a withdrawal
 //! remove more than the configured share of a list, and `hashgate-sha256` /
 //! `hashgate-entries` declare what the complete file holds, so a truncated or half-written
 //! file is refused even when it happens to end at a line boundary.
@@ -26,6 +28,7 @@ use std::io::Read;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::digest::Algorithm;
 use crate::lists::{guard, ListError, ListFormat, ParseOptions};
 use crate::store::Op;
 use crate::time::Timestamp;
@@ -71,6 +74,9 @@ pub struct ListFile {
     pub declared_sha256: Option<String>,
     /// The entries the complete file holds, when the sender declared it.
     pub declared_entries: Option<u64>,
+    /// What the list's digests are when the file cannot say (`--algorithm`,
+    /// `hashgate-algorithm`): see [`ParseOptions::algorithm`].
+    pub algorithm: Option<Algorithm>,
 }
 
 /// Why a file was refused. Nothing of a refused file is applied.
@@ -249,6 +255,13 @@ impl ListFile {
                 layout(format!("metadata hashgate-entries {v:?}: expected a count"))
             })?),
         };
+        let algorithm = match meta(metadata, "hashgate-algorithm") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<Algorithm>()
+                    .map_err(|e| layout(format!("metadata hashgate-algorithm {v:?}: {e}")))?,
+            ),
+        };
         Ok(ListFile {
             key: key.to_string(),
             list,
@@ -257,6 +270,7 @@ impl ListFile {
             force,
             declared_sha256,
             declared_entries,
+            algorithm,
         })
     }
 
@@ -280,6 +294,7 @@ impl ListFile {
         ParseOptions {
             source_name: self.key.clone(),
             default_list: self.list.clone(),
+            algorithm: self.algorithm,
         }
     }
 }

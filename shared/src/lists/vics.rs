@@ -326,6 +326,7 @@ fn digest_index(alg: Algorithm) -> usize {
         Algorithm::Md5 => 0,
         Algorithm::Sha1 => 1,
         Algorithm::Sha256 => 2,
+        Algorithm::Pdq => unreachable!("VICS records carry no PDQ field"),
     }
 }
 
@@ -519,6 +520,7 @@ mod tests {
         ParseOptions {
             source_name: "lists/vic.json".into(),
             default_list: "projectvic".into(),
+            algorithm: None,
         }
     }
 

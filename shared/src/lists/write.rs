@@ -40,9 +40,9 @@ pub const VICS_CONTEXT: &str =
     "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/US/$metadata#Media";
 
 /// The CSV header written here.
-pub const CSV_HEADER: &str = "md5,sha1,sha256,category,id";
+pub const CSV_HEADER: &str = "md5,sha1,sha256,pdq,category,id";
 /// The CSV header of a writer [`with_lists`](ListWriter::with_lists).
-pub const CSV_HEADER_WITH_LISTS: &str = "md5,sha1,sha256,list,category,id";
+pub const CSV_HEADER_WITH_LISTS: &str = "md5,sha1,sha256,pdq,list,category,id";
 
 /// Why a list could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +67,14 @@ pub struct WriteSummary {
     pub entries: u64,
     /// Lines of a plain list, rows of a CSV list, media records of a VICS list.
     pub records: u64,
+    /// PDQ hashes not written: only CSV lists carry them.
+    pub pdq_left_out: u64,
 }
 
 /// One record being gathered: a provenance and its digests by algorithm.
 struct Record {
     provenance: Provenance,
-    digests: [Option<Digest>; 3],
+    digests: [Option<Digest>; 4],
     /// The slot of the last digest added; a next one must come after it.
     last: usize,
 }
@@ -82,6 +84,7 @@ fn slot(alg: Algorithm) -> usize {
         Algorithm::Md5 => 0,
         Algorithm::Sha1 => 1,
         Algorithm::Sha256 => 2,
+        Algorithm::Pdq => 3,
     }
 }
 
@@ -122,6 +125,12 @@ impl<W: Write> ListWriter<W> {
     /// of it is written; the writer can go on.
     pub fn entry(&mut self, entry: &ListEntry) -> Result<(), WriteError> {
         let index = self.summary.entries + 1;
+        // A plain list's 64 hex digits read back as SHA-256, and VICS has no PDQ field: PDQ
+        // hashes go to CSV lists only, and other formats leave them out (counted).
+        if entry.digest.algorithm() == Algorithm::Pdq && self.format != ListFormat::Csv {
+            self.summary.pdq_left_out += 1;
+            return Ok(());
+        }
         writable(&entry.provenance)
             .and_then(|()| {
                 match self.lists && entry.provenance.list.trim() != entry.provenance.list {
@@ -151,7 +160,7 @@ impl<W: Write> ListWriter<W> {
             }
         } else {
             self.flush_record()?;
-            let mut digests = [None; 3];
+            let mut digests = [None; 4];
             digests[at] = Some(entry.digest);
             self.pending = Some(Record {
                 provenance: entry.provenance.clone(),
@@ -212,7 +221,7 @@ impl<W: Write> ListWriter<W> {
             }
             ListFormat::Csv => {
                 let hex = |i: usize| r.digests[i].map(|d| d.to_hex()).unwrap_or_default();
-                let mut fields = vec![hex(0), hex(1), hex(2)];
+                let mut fields = vec![hex(0), hex(1), hex(2), hex(3)];
                 if self.lists {
                     fields.push(csv_field(&r.provenance.list));
                 }
@@ -310,6 +319,7 @@ mod tests {
         let options = ParseOptions {
             source_name: "export".into(),
             default_list: "from-partner".into(),
+            algorithm: None,
         };
         let mut read = Vec::new();
         parse(text.as_bytes(), ListFormat::Csv, &options, &mut |e| {
@@ -353,6 +363,7 @@ mod tests {
         let options = ParseOptions {
             source_name: "export".into(),
             default_list: "from-partner".into(),
+            algorithm: None,
         };
         let mut read = Vec::new();
         let parsed = parse(text.as_bytes(), format, &options, &mut |e| {
@@ -468,19 +479,21 @@ mod tests {
             summary,
             WriteSummary {
                 entries: 3,
-                records: 3
+                records: 3,
+                pdq_left_out: 0,
             }
         );
         let (csv, summary) = write(ListFormat::Csv, &entries);
         assert_eq!(
             csv,
-            format!("md5,sha1,sha256,category,id\n{MD5},,{SHA256},A1,case-1\n,{SHA1},,,\"a,\"\"b\"\"\"\n")
+            format!("md5,sha1,sha256,pdq,category,id\n{MD5},,{SHA256},,A1,case-1\n,{SHA1},,,,\"a,\"\"b\"\"\"\n")
         );
         assert_eq!(
             summary,
             WriteSummary {
                 entries: 3,
-                records: 2
+                records: 2,
+                pdq_left_out: 0,
             }
         );
         let (vics, _) = write(ListFormat::Vics, &entries);
@@ -501,7 +514,7 @@ mod tests {
         assert_eq!(write(ListFormat::Plain, &[]).0, "");
         assert_eq!(
             write(ListFormat::Csv, &[]).0,
-            "md5,sha1,sha256,category,id\n"
+            "md5,sha1,sha256,pdq,category,id\n"
         );
         let (vics, summary) = write(ListFormat::Vics, &[]);
         assert_eq!(summary, WriteSummary::default());
@@ -536,12 +549,13 @@ mod tests {
                 summary,
                 WriteSummary {
                     entries: 1,
-                    records: 1
+                    records: 1,
+                    pdq_left_out: 0,
                 }
             );
             assert_eq!(
                 String::from_utf8(out).unwrap(),
-                format!("{CSV_HEADER}\n{MD5},,,,ok\n")
+                format!("{CSV_HEADER}\n{MD5},,,,,ok\n")
             );
         }
         let long = "x".repeat(crate::store::MAX_FIELD_BYTES + 1);
@@ -570,5 +584,54 @@ mod tests {
         }
         let err = write_list(Broken, ListFormat::Csv, &awkward()).unwrap_err();
         assert_eq!(err.to_string(), "write error: disk on fire");
+    }
+
+    #[test]
+    fn pdq_hashes_are_written_to_csv_and_left_out_of_the_others() {
+        let pdq = Digest::parse_hex_as(
+            Algorithm::Pdq,
+            "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22",
+        )
+        .unwrap();
+        let p = Provenance {
+            list: "own".into(),
+            id: Some("case-9".into()),
+            category: Some("A1".into()),
+        };
+        let md5 = Digest::parse_hex(MD5).unwrap();
+        let entries = [
+            ListEntry {
+                digest: md5,
+                provenance: p.clone(),
+            },
+            ListEntry {
+                digest: pdq,
+                provenance: p,
+            },
+        ];
+        let (csv, summary) = write(ListFormat::Csv, &entries);
+        assert_eq!(
+            csv,
+            format!("{CSV_HEADER}\n{MD5},,,{},A1,case-9\n", pdq.to_hex())
+        );
+        assert_eq!((summary.entries, summary.pdq_left_out), (2, 0));
+        // Read back: the same two entries, the PDQ one as PDQ.
+        let options = ParseOptions {
+            source_name: "own.csv".into(),
+            default_list: "own".into(),
+            algorithm: None,
+        };
+        let mut back = Vec::new();
+        crate::lists::parse(csv.as_bytes(), ListFormat::Csv, &options, &mut |e| {
+            back.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(back, entries);
+        for format in [ListFormat::Plain, ListFormat::Vics] {
+            let (text, summary) = write(format, &entries);
+            assert_eq!((summary.entries, summary.pdq_left_out), (1, 1), "{format}");
+            assert!(!text.contains(&pdq.to_hex()), "{format}: {text}");
+        }
     }
 }

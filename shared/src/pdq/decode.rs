@@ -84,10 +84,12 @@ pub struct DecodeLimits {
 }
 
 impl Default for DecodeLimits {
-    /// 100 megapixels, 64 MiB of input, 512 MiB of decoder allocations.
+    /// 40 megapixels, 64 MiB of input, 512 MiB of decoder allocations. Decoding and hashing
+    /// take about 14 bytes per pixel, so the largest image costs about 560 MiB: room for it
+    /// and the PDQ index in a 1024 MB scanner. Larger images are undecodable, said so.
     fn default() -> Self {
         DecodeLimits {
-            max_pixels: 100_000_000,
+            max_pixels: 40_000_000,
             max_input_bytes: 64 << 20,
             max_alloc_bytes: 512 << 20,
         }
@@ -346,7 +348,7 @@ mod tests {
             DecodeError::TooLarge {
                 width: 100_000,
                 height: 100_000,
-                max_pixels: 100_000_000
+                max_pixels: 40_000_000
             }
         );
         assert!(err.to_string().contains("100000x100000"), "{err}");

@@ -7,6 +7,7 @@
 //!   ThreatExchange `pdq/cpp`), with the quality metric and the eight dihedral variants.
 //! - `decode`: image bytes to pixels under limits checked before any pixel is allocated.
 //! - `index`: multi-index hashing over a set of hashes, for "everything within d bits".
+//! - `tap`: PDQ from the same single read as an upload's digests.
 //!
 //! Module boundaries leave room for video (vPDQ: PDQ of sampled frames) beside `decode`.
 //! Everything here is computation on bytes handed in: no I/O.
@@ -14,6 +15,7 @@
 pub mod decode;
 pub mod hash;
 pub mod index;
+pub mod tap;
 
 use std::fmt;
 use std::str::FromStr;
