@@ -54,7 +54,12 @@ def cases(dynamo, table: str) -> list[dict]:
 def uploads() -> list[tuple[str, bytes]]:
     files = sorted((REPO / "tests" / "fixtures" / "files").iterdir())
     items = [(f"incoming/{f.name}", f.read_bytes()) for f in files]
+    # A mirrored copy of the photo whose PDQ hash tests/fixtures/perceptual.csv lists: no
+    # exact digest matches it, its PDQ (one of its eight variants) does.
+    pdq_images = REPO / "tests" / "fixtures" / "pdq" / "images"
     items += [
+        ("photos/2026/bridge (mirrored).jpg", (pdq_images / "bridge-5-flipx.jpg").read_bytes()),
+        ("photos/2026/other photo.jpg", (pdq_images / "q2821.jpg").read_bytes()),
         ("photos/2026/holiday 01.jpg", os.urandom(48_000)),
         ("photos/2026/holiday+02%.jpg", os.urandom(52_000)),
         ("docs/ünïcode report.pdf", os.urandom(9_000)),
@@ -206,9 +211,18 @@ def main() -> int:
     for c in sorted(opened, key=lambda c: c["key"]["S"]):
         record = json.loads(c["record"]["S"])
         lists = sorted({m["list"] for m in record["matches"]})
+        kinds = sorted(
+            {
+                f"perceptual (PDQ, distance {m['distance']})" if "distance" in m else "exact"
+                for m in record["matches"]
+            }
+        )
         where = record.get("quarantine") or {}
         print(f"  {c['case_id']['S']}  {c['status']['S']:<14} {c['key']['S']}")
-        print(f"      lists: {', '.join(lists)}; quarantined at s3://{where.get('bucket')}/{where.get('key')}")
+        print(
+            f"      lists: {', '.join(lists)}; match: {', '.join(kinds)}; "
+            f"quarantined at s3://{where.get('bucket')}/{where.get('key')}"
+        )
     attrs = sqs.get_queue_attributes(
         QueueUrl=env["HASHGATE_REVIEW_QUEUE_URL"], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]

@@ -81,7 +81,8 @@ up() {
   set +a
   echo "== importing the sample hash lists into the stack's exact store"
   "$bin/hashgate" lists import tests/fixtures/plain.txt tests/fixtures/clearinghouse.csv \
-    tests/fixtures/projectvic-1.3.json tests/fixtures/projectvic-2.0.json
+    tests/fixtures/projectvic-1.3.json tests/fixtures/projectvic-2.0.json \
+    tests/fixtures/perceptual.csv
   if scanner_running; then
     echo "== scanner already running (pid $(cat "$state/scanner.pid"))"
   else
