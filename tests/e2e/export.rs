@@ -206,7 +206,7 @@ async fn an_exported_list_imports_into_a_fresh_store_and_matches_the_confirmed_f
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let csv = std::fs::read_to_string(&all).unwrap();
     assert!(
-        csv.starts_with("md5,sha1,sha256,list,category,id\n"),
+        csv.starts_with("md5,sha1,sha256,pdq,list,category,id\n"),
         "{csv}"
     );
     for (digest, list) in [

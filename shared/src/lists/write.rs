@@ -7,13 +7,15 @@
 //! - **plain**: one lowercase hex digest per line, nothing else. Plain lists carry no
 //!   provenance: the entry id and category are dropped, and the list name is the one given at
 //!   import (`--list`, or the file name).
-//! - **CSV**: the header `md5,sha1,sha256,category,id`, then one row per record: the record's
+//! - **CSV**: the header `md5,sha1,sha256,pdq,category,id`, then one row per record: the record's
 //!   digests in their columns (the others empty), its category and its id (empty when none).
 //!   Fields are quoted only where needed (a comma, a quote, a line break), quotes doubled.
 //!   There is no `list` column, so the list name is the one given at import — unless the
 //!   writer was made [`with_lists`](ListWriter::with_lists): then the header is
-//!   `md5,sha1,sha256,list,category,id` and each row names its list, which the reader takes
-//!   row by row (an export of several lists with their provenance).
+//!   `md5,sha1,sha256,pdq,list,category,id` and each row names its list, which the reader takes
+//!   row by row (an export of several lists with their provenance). PDQ hashes go in the
+//!   `pdq` column; plain and VICS lists cannot carry them, so those writers leave them out
+//!   and count them (`WriteSummary::pdq_left_out`).
 //! - **VICS**: a Project VIC / VICS 2.0 JSON document,
 //!   `{"@odata.context":"…/2.0.xml/US/$metadata#Media","value":[…]}`, one media record per
 //!   line with `MediaID` (the entry id, a string), `Category` (a string) and `MD5`, `SHA1`,
