@@ -235,7 +235,7 @@ impl PdqReport {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "### PDQ index: an upload's 8 variants against 1 and 10 million hashes\n\n\
+            "### PDQ index: an upload's 8 variants against {} hashes\n\n\
              `PdqIndex` (multi-index hashing, 16 slots of 16 bits) over uniformly random \
              hashes, on {}, one thread. A query is one upload: `query_variants` with its 8 \
              variant hashes at threshold {DEFAULT_THRESHOLD}, which looks up 17 values in each \
@@ -245,6 +245,11 @@ impl PdqReport {
              match the index's answer. p99 by nearest rank. Peak RSS growth is the process's \
              high-water mark over the build (generated hashes in, index out) minus its RSS \
              before.\n",
+            self.rows
+                .iter()
+                .map(|row| thousands(row.hashes as f64))
+                .collect::<Vec<_>>()
+                .join(" and "),
             self.cpu
         );
         let _ = writeln!(
