@@ -16,18 +16,21 @@
 //! 10. hash-list sync and signed filters: the full-size snapshot built, signed and verified
 //!     (against `sha256sum`), a scanner's reload on the local stack (against a plain GET), and
 //!     the import into DynamoDB on the local stack with its requests counted;
-//! 11. a cost model per million uploads, from the measured CPU time and memory.
+//! 11. a cost model per million uploads, from the measured CPU time and memory;
+//! 12. perceptual matching: the PDQ index at 1 and 10 million hashes (build, memory, an
+//!     upload's query) against scanning every hash, and PDQ hashing and a 12-megapixel
+//!     JPEG's decode and hash against Meta's C++ (PyPI `pdqhash`, in `.venv-pdq`).
 //!
 //! Inputs are generated under `target/bench-data/` from fixed seeds and reused by later runs;
 //! the databases built from them are deleted at the end. Progress goes to standard error, the
 //! results (markdown) to standard output and, with `--write FILE`, into FILE between the
 //! `bench:results` markers.
 //!
-//! Usage: `hashgate-bench [--quick] [--only scan|preview|review|sync] [--write BENCHMARKS.md]`
+//! Usage: `hashgate-bench [--quick] [--only scan|preview|review|sync|pdq] [--write BENCHMARKS.md]`
 //! (`--write` with `--only sync` replaces just that part's subsection of the results)
 //! (build `hashgate-cli`, `hashgate-scanner` and `hashgate-review-api` in the same profile
 //! first: the comparisons run the `hashgate`, `scanner` and `review-api` binaries next to this
-//! one; `--only preview` needs none of them, `--only review` only `review-api`). The corpus
+//! one; `--only preview` and `--only pdq` need none of them, `--only review` only `review-api`). The corpus
 //! comparison needs `clamscan` (Debian package `clamav`), the stack parts the emulator
 //! (`make venv`).
 
@@ -37,6 +40,8 @@ mod cost;
 mod data;
 mod filter;
 mod filter_choice;
+mod pdq;
+mod pdq_hash;
 mod pipeline;
 mod preview;
 mod report;
@@ -85,6 +90,9 @@ enum Part {
     Review,
     /// Hash-list sync and signed filters (needs the `hashgate` binary and the emulator).
     Sync,
+    /// Perceptual matching: the PDQ index at 1 and 10 million hashes, and PDQ hashing
+    /// against Meta's C++ (needs no other binary; the comparison needs `.venv-pdq`).
+    Pdq,
 }
 
 /// How much work each measurement does, and how many runs each figure gets (R).
@@ -111,6 +119,10 @@ pub struct Sizes {
     pub review_runs: usize,
     pub review_filtered_runs: usize,
     pub sync_import_entries: u64,
+    pub pdq_index_hashes: &'static [usize],
+    pub pdq_queries: usize,
+    pub pdq_scans: usize,
+    pub pdq_hash_runs: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -136,6 +148,10 @@ const FULL: Sizes = Sizes {
     review_runs: 50,
     review_filtered_runs: 10,
     sync_import_entries: 100_000,
+    pdq_index_hashes: &[1_000_000, 10_000_000],
+    pdq_queries: 1_000,
+    pdq_scans: 20,
+    pdq_hash_runs: 10,
 };
 
 const QUICK: Sizes = Sizes {
@@ -154,6 +170,10 @@ const QUICK: Sizes = Sizes {
     review_runs: 20,
     review_filtered_runs: 5,
     sync_import_entries: 10_000,
+    pdq_index_hashes: &[100_000, 1_000_000],
+    pdq_queries: 200,
+    pdq_scans: 5,
+    pdq_hash_runs: 3,
     ..FULL
 };
 
@@ -163,7 +183,8 @@ impl Sizes {
             "scan file {}; corpus {} files, list {} digests; store and filter {} entries; \
              {} member + {} non-member store lookups; {} false-positive probes; {} pipeline \
              uploads of {}; {} preview runs; review queue of {} cases, {} runs a page ({} filtered); \
-             {} entries imported into DynamoDB on the local stack",
+             {} entries imported into DynamoDB on the local stack; PDQ index of {} hashes, \
+             {} uploads queried, {} scanned",
             size(self.scan_file_bytes),
             thousands(self.corpus.iter().map(|b| b.files).sum::<usize>() as f64),
             thousands(self.list_entries as f64),
@@ -178,6 +199,13 @@ impl Sizes {
             self.review_runs,
             self.review_filtered_runs,
             thousands(self.sync_import_entries as f64),
+            self.pdq_index_hashes
+                .iter()
+                .map(|&n| thousands(n as f64))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            thousands(self.pdq_queries as f64),
+            self.pdq_scans,
         )
     }
 }
@@ -201,6 +229,17 @@ fn main() -> Result<()> {
             &sizes.describe(),
             started.elapsed(),
             &[preview.markdown()],
+        );
+        println!("{section}");
+        return Ok(());
+    }
+    if let Some(Part::Pdq) = args.only {
+        let pdq = pdq::run(sizes)?;
+        let section = report::render(
+            &run,
+            &sizes.describe(),
+            started.elapsed(),
+            &[pdq.markdown()],
         );
         println!("{section}");
         return Ok(());
@@ -261,6 +300,7 @@ fn main() -> Result<()> {
     let sync = sync::run(&data_dir, sizes)?;
     let pipeline = pipeline::run_or_explain(sizes.pipeline_objects, sizes.pipeline_object_bytes)?;
     let preview = preview::run(sizes)?;
+    let pdq = pdq::run(sizes)?;
     let review = review::run_or_explain(sizes)?;
     let cold_stack = coldstart::run_stack(sizes.entries, sizes.coldstart_runs)?;
     let cost = cost::model(
@@ -286,6 +326,7 @@ fn main() -> Result<()> {
             cold_stack.markdown(),
             pipeline.markdown(),
             preview.markdown(),
+            pdq.markdown(),
             review.markdown(),
             sync.markdown(),
             cost.markdown(),

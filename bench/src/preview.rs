@@ -101,21 +101,34 @@ pub fn run(sizes: &Sizes) -> Result<PreviewReport> {
 
 /// The photo: a sky-to-ground gradient, a few shaded discs and a band of texture, with
 /// per-pixel noise on everything, encoded at quality 90.
-fn photo_jpeg() -> Result<Vec<u8>> {
+pub fn photo_jpeg() -> Result<Vec<u8>> {
+    let image = photo(WIDTH, HEIGHT);
+    let mut jpeg = Vec::new();
+    JpegEncoder::new_with_quality(&mut jpeg, QUALITY)
+        .encode_image(&image)
+        .context("encoding the JPEG")?;
+    Ok(jpeg)
+}
+
+/// The photo's pixels at any size (the shapes scale with the shorter side; at 4000x3000 they
+/// are the preview benchmark's).
+pub fn photo(width: u32, height: u32) -> RgbImage {
     let mut rng = SplitMix64::new(PHOTO_SEED);
+    let scale = width.min(height) as f32 / 3000.0;
     let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..12)
         .map(|_| {
-            let x = rng.below(u64::from(WIDTH)) as f32;
-            let y = rng.below(u64::from(HEIGHT)) as f32;
-            let r = 100.0 + rng.below(500) as f32;
+            let x = rng.below(u64::from(width)) as f32;
+            let y = rng.below(u64::from(height)) as f32;
+            let r = (100.0 + rng.below(500) as f32) * scale;
             let colour = [0, 1, 2].map(|_| 40.0 + rng.below(200) as f32);
             (x, y, r, colour)
         })
         .collect();
-    let image = RgbImage::from_fn(WIDTH, HEIGHT, |x, y| {
+    let band = height * 22 / 30..height * 26 / 30;
+    RgbImage::from_fn(width, height, |x, y| {
         let (xf, yf) = (x as f32, y as f32);
-        let t = yf / HEIGHT as f32;
-        let u = xf / WIDTH as f32;
+        let t = yf / height as f32;
+        let u = xf / width as f32;
         let mut pixel = [
             90.0 + 120.0 * t + 20.0 * u,
             140.0 + 60.0 * t - 30.0 * u,
@@ -131,7 +144,7 @@ fn photo_jpeg() -> Result<Vec<u8>> {
             }
         }
         // Texture: a band of fine stripes, like fabric or grass.
-        if (2200..2600).contains(&y) {
+        if band.contains(&y) {
             let stripe = if (x / 3 + y / 7) % 2 == 0 {
                 25.0
             } else {
@@ -141,12 +154,7 @@ fn photo_jpeg() -> Result<Vec<u8>> {
         }
         let noise = rng.below(17) as f32 - 8.0;
         Rgb(pixel.map(|c| (c + noise).clamp(0.0, 255.0) as u8))
-    });
-    let mut jpeg = Vec::new();
-    JpegEncoder::new_with_quality(&mut jpeg, QUALITY)
-        .encode_image(&image)
-        .context("encoding the JPEG")?;
-    Ok(jpeg)
+    })
 }
 
 /// The nearest-rank `q` quantile of `values`.
