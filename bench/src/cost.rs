@@ -39,6 +39,16 @@ const SQS_REQUESTS: f64 = 1.0 + 2.0 / BATCH;
 /// Memory at which Lambda gives one full vCPU.
 const FULL_VCPU_MB: f64 = 1769.0;
 
+/// A 1 MB JPEG photo: about 3 megapixels (phones write 12 megapixels in 3-4 MB).
+const PHOTO_MEGAPIXELS_PER_MB: f64 = 3.0;
+
+/// PDQ's measured costs, from `crate::pdq`: decode + hash (+ the eight variants) per
+/// megapixel, and an upload's median index query at each index size.
+pub struct Perceptual {
+    pub ms_per_megapixel: f64,
+    pub query_ms: Vec<(usize, f64)>,
+}
+
 /// One configuration of the scanner function.
 #[derive(Clone, Copy)]
 struct Setup {
@@ -64,13 +74,15 @@ impl Cost {
 
 /// A kind of upload stream.
 struct Scenario {
-    name: &'static str,
+    name: String,
     /// Mean upload size, bytes.
     mean_bytes: f64,
     /// The body is read and hashed (false: decided from the single-part ETag).
     full_read: bool,
     /// Digests asked of the filter per upload.
     digests: f64,
+    /// CPU seconds beyond hashing (PDQ's decode, hash and index query), on one full vCPU.
+    extra_cpu_secs: f64,
 }
 
 pub struct CostReport {
@@ -78,6 +90,7 @@ pub struct CostReport {
     scanner_rss_kib: Option<u64>,
     corpus_mean_bytes: f64,
     scenarios: Vec<Scenario>,
+    perceptual: Option<Perceptual>,
 }
 
 /// `cpu_secs_per_byte`: hashgate's measured CPU time per byte with MD5 and SHA-256 (over
@@ -86,40 +99,61 @@ pub fn model(
     buckets: &[Bucket],
     cpu_secs_per_byte: f64,
     scanner_rss_kib: Option<u64>,
+    perceptual: Option<Perceptual>,
 ) -> CostReport {
     let sizes = file_sizes(buckets);
     let corpus_mean_bytes = sizes.iter().sum::<u64>() as f64 / sizes.len() as f64;
     let scenarios = vec![
         Scenario {
-            name: "upload mix, fast path (MD5-only lists, single-part ETag)",
+            name: "upload mix, fast path (MD5-only lists, single-part ETag)".into(),
             mean_bytes: corpus_mean_bytes,
             full_read: false,
             digests: 1.0,
+            extra_cpu_secs: 0.0,
         },
         Scenario {
-            name: "upload mix, full read (MD5 + SHA-256)",
+            name: "upload mix, full read (MD5 + SHA-256)".into(),
             mean_bytes: corpus_mean_bytes,
             full_read: true,
             digests: 2.0,
+            extra_cpu_secs: 0.0,
         },
         Scenario {
-            name: "1 MB images, fast path",
+            name: "1 MB images, fast path".into(),
             mean_bytes: 1e6,
             full_read: false,
             digests: 1.0,
+            extra_cpu_secs: 0.0,
         },
         Scenario {
-            name: "1 MB images, full read (MD5 + SHA-256)",
+            name: "1 MB images, full read (MD5 + SHA-256)".into(),
             mean_bytes: 1e6,
             full_read: true,
             digests: 2.0,
+            extra_cpu_secs: 0.0,
         },
     ];
+    let mut scenarios = scenarios;
+    if let Some(p) = &perceptual {
+        for (hashes, query_ms) in &p.query_ms {
+            scenarios.push(Scenario {
+                name: format!(
+                    "1 MB photos with PDQ lists ({} PDQ hashes): full read (MD5 + SHA-256), decode, PDQ, index",
+                    crate::stats::thousands(*hashes as f64)
+                ),
+                mean_bytes: 1e6,
+                full_read: true,
+                digests: 2.0,
+                extra_cpu_secs: (p.ms_per_megapixel * PHOTO_MEGAPIXELS_PER_MB + query_ms) / 1e3,
+            });
+        }
+    }
     CostReport {
         cpu_secs_per_byte,
         scanner_rss_kib,
         corpus_mean_bytes,
         scenarios,
+        perceptual,
     }
 }
 
@@ -133,6 +167,7 @@ impl CostReport {
             let transfer = s.mean_bytes / GET_BYTES_PER_SEC;
             secs += GET_FIRST_BYTE_SECS + hashing.max(transfer);
         }
+        secs += s.extra_cpu_secs / vcpu;
         if setup.tag_clean {
             secs += GET_TAGGING_SECS + PUT_TAGGING_SECS;
         }
@@ -223,6 +258,9 @@ impl CostReport {
             gd(self.corpus_mean_bytes),
             gd(1e6),
         );
+        if let Some(p) = &self.perceptual {
+            let _ = writeln!(md, "\n{}", perceptual_extra(p));
+        }
         if let Some(kib) = self.scanner_rss_kib {
             let _ = writeln!(
                 md,
@@ -236,6 +274,33 @@ impl CostReport {
     }
 }
 
+/// What PDQ adds per million 1 MB photo uploads, at arm64 1024 MB (the template's default):
+/// the billed time of its CPU work at that memory's CPU share, for each index size.
+pub fn perceptual_extra(p: &Perceptual) -> String {
+    let vcpu = 1024.0 / FULL_VCPU_MB;
+    let parts: Vec<String> = p
+        .query_ms
+        .iter()
+        .map(|(hashes, query_ms)| {
+            let cpu_ms = p.ms_per_megapixel * PHOTO_MEGAPIXELS_PER_MB + query_ms;
+            // Billed seconds × 1 GB × the arm64 price.
+            let usd = 1e6 * (cpu_ms / 1e3 / vcpu) * LAMBDA_GB_SECOND_ARM;
+            format!(
+                "**${usd:.2}** with {} PDQ hashes listed ({cpu_ms:.0} CPU ms, {:.0} ms billed, per photo)",
+                crate::stats::thousands(*hashes as f64),
+                cpu_ms / vcpu
+            )
+        })
+        .collect();
+    format!(
+        "PDQ adds, per million 1 MB photo uploads (about {PHOTO_MEGAPIXELS_PER_MB} megapixels each: \
+         decode, hash and eight variants at {:.1} ms per megapixel, then the index query) on \
+         arm64 at 1024 MB: {}. Uploads that are not images cost what they did.",
+        p.ms_per_megapixel,
+        parts.join("; ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +308,15 @@ mod tests {
 
     #[test]
     fn the_fast_path_is_cheaper_and_the_clean_tag_costs_a_put() {
-        let report = model(FULL_CORPUS, 2e-9, None);
+        let report = model(
+            FULL_CORPUS,
+            2e-9,
+            None,
+            Some(Perceptual {
+                ms_per_megapixel: 17.0,
+                query_ms: vec![(1_000_000, 1.5)],
+            }),
+        );
         let setup = Setup {
             memory_mb: 1024.0,
             arm: true,
@@ -263,5 +336,32 @@ mod tests {
             .total();
         // The tagging PUT alone is $5 per million.
         assert!(fast - untagged > 5.0, "{fast} {untagged}");
+    }
+
+    #[test]
+    fn pdq_adds_its_cpu_time_to_photo_uploads_only() {
+        let report = model(
+            FULL_CORPUS,
+            2e-9,
+            None,
+            Some(Perceptual {
+                ms_per_megapixel: 17.0,
+                query_ms: vec![(1_000_000, 1.5), (10_000_000, 20.0)],
+            }),
+        );
+        let setup = Setup {
+            memory_mb: 1024.0,
+            arm: true,
+            tag_clean: true,
+        };
+        let exact = report.cost(&report.scenarios[3], setup);
+        let small = report.cost(&report.scenarios[4], setup);
+        let large = report.cost(&report.scenarios[5], setup);
+        assert!(exact.compute < small.compute && small.compute < large.compute);
+        // 52.5 CPU ms more per upload, 91 ms billed at 1024 MB (0.58 vCPU): about $1.21 per
+        // million on arm64.
+        let extra = small.compute - exact.compute;
+        assert!((1.1..1.3).contains(&extra), "{extra}");
+        assert_eq!(exact.s3, small.s3);
     }
 }

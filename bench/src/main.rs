@@ -310,6 +310,7 @@ fn main() -> Result<()> {
             .hashgate_cpu_secs_per_byte()
             .context("the cost model needs CPU times: install GNU time (apt-get install time)")?,
         cold_stack.full_filter_peak_rss_kib(),
+        pdq.perceptual_cost(),
     );
 
     let section = report::render(

@@ -53,6 +53,8 @@ pub struct PdqReport {
     rows: Vec<IndexRow>,
     /// The hashing comparison's section, or why it could not run.
     hashing: String,
+    /// Median decode + hash (+ variants) of the 12-megapixel JPEG, ms, when measured.
+    image_ms_12mp: Option<f64>,
 }
 
 pub fn run(sizes: &Sizes) -> Result<PdqReport> {
@@ -60,14 +62,18 @@ pub fn run(sizes: &Sizes) -> Result<PdqReport> {
     for &n in sizes.pdq_index_hashes {
         rows.push(index_row(n, sizes.pdq_queries, sizes.pdq_scans)?);
     }
-    let hashing = match crate::pdq_hash::run(sizes.pdq_hash_runs) {
-        Ok(report) => report.markdown(),
-        Err(e) => format!("PDQ hashing against Meta's C++ (`pdqhash`): not measured: {e:#}\n"),
+    let (hashing, image_ms_12mp) = match crate::pdq_hash::run(sizes.pdq_hash_runs) {
+        Ok(report) => (report.markdown(), Some(report.hash_image_median_ms())),
+        Err(e) => (
+            format!("PDQ hashing against Meta's C++ (`pdqhash`): not measured: {e:#}\n"),
+            None,
+        ),
     };
     Ok(PdqReport {
         cpu: cpu_model(),
         rows,
         hashing,
+        image_ms_12mp,
     })
 }
 
@@ -231,6 +237,19 @@ fn quantile(values: &[f64], q: f64) -> f64 {
 }
 
 impl PdqReport {
+    /// What the cost model needs: decode + hash time per megapixel, and an upload's median
+    /// index query time at each index size measured.
+    pub fn perceptual_cost(&self) -> Option<crate::cost::Perceptual> {
+        Some(crate::cost::Perceptual {
+            ms_per_megapixel: self.image_ms_12mp? / 12.0,
+            query_ms: self
+                .rows
+                .iter()
+                .map(|row| (row.hashes, quantile(&row.query_ms, 0.5)))
+                .collect(),
+        })
+    }
+
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let _ = writeln!(
@@ -282,6 +301,9 @@ impl PdqReport {
             );
         }
         let _ = write!(md, "\n{}", self.hashing);
+        if let Some(p) = self.perceptual_cost() {
+            let _ = writeln!(md, "\n{}", crate::cost::perceptual_extra(&p));
+        }
         md
     }
 }

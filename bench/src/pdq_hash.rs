@@ -175,6 +175,13 @@ pub fn run(runs: usize) -> Result<HashReport> {
     })
 }
 
+impl HashReport {
+    /// Median decode + hash + variants of the 12-megapixel JPEG, ms.
+    pub fn hash_image_median_ms(&self) -> f64 {
+        self.hash_image_ms.median()
+    }
+}
+
 /// Milliseconds of `runs` calls of `f`, after one untimed call.
 fn timed(runs: usize, mut f: impl FnMut()) -> Samples {
     f();
