@@ -3,16 +3,28 @@
 //! - S3 event notifications (`{"Records":[{"eventSource":"aws:s3",…}]}`), delivered directly
 //!   or as a queue message's body;
 //! - EventBridge "Object Created" events from S3;
-//! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, ignored.
+//! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, ignored;
+//! - Ceph RGW's records (`eventSource` `ceph:s3`, pushed over HTTP, AMQP or Kafka): the S3
+//!   shape, but the key is **not** URL-encoded, `eventName` may carry an `s3:` prefix (older
+//!   releases), `size` is a string, `versionId` is empty when unversioned, and `eventId`,
+//!   `opaqueData`, `metadata` and `tags` are extra;
+//! - MinIO's records (`eventSource` `minio:s3`, `eventName` `s3:ObjectCreated:Put`, the key
+//!   URL-encoded), bare or in the `{EventName, Key, Records}` wrapper its webhook and AMQP
+//!   targets send;
+//! - SeaweedFS filer events (`{key, event_type, message: {old_entry, new_entry, …}}`, from
+//!   its webhook notifier): see [`seaweedfs`].
 //!
-//! How documents arrive (an SQS batch handed to Lambda, a long-polled queue) is the
-//! function's business, not the core's: see the scanner's `envelope` module.
+//! How documents arrive (an SQS batch handed to Lambda, a long-polled queue, an AMQP
+//! delivery, a webhook `POST`) is the function's business, not the core's: see the scanner's
+//! `envelope` and ingress modules.
 //!
 //! Parsing is lenient where S3-compatible stores and emulators differ (no `userIdentity`,
 //! `requestParameters`, `responseElements`, `sequencer` or `versionId` is normal) and strict
 //! where it matters: a record without a bucket or key, or with a key that does not decode,
-//! is an error naming the record. S3 notification keys arrive URL-encoded (`+` is a space)
-//! and are decoded; EventBridge keys arrive as they are.
+//! is an error naming the record. AWS and MinIO notification keys arrive URL-encoded (`+` is
+//! a space) and are decoded; Ceph, EventBridge and SeaweedFS keys arrive as they are.
+
+pub mod seaweedfs;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -52,12 +64,19 @@ impl ObjectRef {
     }
 }
 
-/// Which trigger delivered an event.
+/// Which trigger delivered an event: the store's notification shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
+    /// An S3 event notification from AWS (or a record that names no source).
     S3,
     EventBridge,
+    /// Ceph RGW's bucket notification (`ceph:s3`).
+    Ceph,
+    /// MinIO's bucket notification (`minio:s3`).
+    Minio,
+    /// A SeaweedFS filer event.
+    SeaweedFs,
 }
 
 /// An object was created (put, posted, copied, or a multipart upload completed).
@@ -147,9 +166,13 @@ pub fn parse_notification(value: &Value) -> Result<Vec<Notice>, EventError> {
     if object.contains_key("detail-type") {
         return eventbridge(value).map(|n| vec![n]);
     }
+    if seaweedfs::is_filer_event(object) {
+        return seaweedfs::parse(value, seaweedfs::DEFAULT_BUCKETS_DIR).map(|n| vec![n]);
+    }
     Err(err(
         "$",
-        "not an S3 notification (no \"Records\"), S3 test event or EventBridge event",
+        "not an S3 notification (no \"Records\"), S3 test event, EventBridge event or \
+         SeaweedFS filer event",
     ))
 }
 
@@ -219,16 +242,28 @@ fn clean_etag(etag: Option<String>) -> Option<String> {
 }
 
 fn s3_record(r: &Value, place: &str) -> Result<Notice, EventError> {
-    let event_name = required(r, &["eventName"], place)?;
+    // MinIO and older Ceph releases name events `s3:ObjectCreated:Put`; AWS and current Ceph
+    // `ObjectCreated:Put`.
+    let raw_name = required(r, &["eventName"], place)?;
+    let event_name = raw_name.strip_prefix("s3:").unwrap_or(raw_name);
     if !event_name.starts_with("ObjectCreated:") {
         return Ok(Notice::Ignored {
-            reason: format!("{place}: {event_name} is not an object creation"),
+            reason: format!("{place}: {raw_name} is not an object creation"),
         });
     }
+    let (trigger, encoded) = match str_at(r, &["eventSource"]) {
+        Some("ceph:s3") => (Trigger::Ceph, false),
+        Some("minio:s3") => (Trigger::Minio, true),
+        // AWS, and stores that name no source: the AWS form, keys URL-encoded.
+        _ => (Trigger::S3, true),
+    };
     let bucket = required(r, &["s3", "bucket", "name"], place)?;
     let raw_key = required(r, &["s3", "object", "key"], place)?;
-    let key =
-        url_decode_key(raw_key).map_err(|reason| err(format!("{place}.s3.object.key"), reason))?;
+    let key = if encoded {
+        url_decode_key(raw_key).map_err(|reason| err(format!("{place}.s3.object.key"), reason))?
+    } else {
+        raw_key.to_string()
+    };
     let uploaded_at = time_at(r, &["eventTime"]);
     Ok(Notice::Upload(UploadEvent {
         object: ObjectRef {
@@ -240,7 +275,7 @@ fn s3_record(r: &Value, place: &str) -> Result<Notice, EventError> {
         size: size_at(r, &["s3", "object", "size"], place)?,
         event_name: event_name.to_string(),
         uploaded_at,
-        trigger: Trigger::S3,
+        trigger,
         // The bucket owner is `s3.bucket.ownerIdentity`; `userIdentity` is the uploader.
         upload_facts: facts(
             optional_string(r, &["s3", "bucket", "ownerIdentity", "principalId"]),
@@ -498,6 +533,55 @@ mod tests {
                 .starts_with("Records[0].s3.object.size: not a size"),
             "{e}"
         );
+    }
+
+    /// Go's `url.QueryEscape`, as MinIO applies it to record keys.
+    fn query_escape(key: &str) -> String {
+        key.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ceph_and_minio_keys_with_every_awkward_character() {
+        for key in [
+            "plain.jpg",
+            "with space/and+plus.jpg",
+            "100%/%20literal.png",
+            "ünïcødé/🌞 photo.jpeg",
+            "deep/ly/nested//dirs/file",
+        ] {
+            let mut ceph = s3_put(key);
+            ceph["Records"][0]["eventSource"] = json!("ceph:s3");
+            ceph["Records"][0]["s3"]["object"]["versionId"] = json!("");
+            let n = parse_notification(&ceph).unwrap();
+            let u = upload(&n[0]);
+            assert_eq!((u.object.key.as_str(), u.trigger), (key, Trigger::Ceph));
+            assert_eq!(u.object.version_id, None);
+
+            let mut minio = s3_put(&query_escape(key));
+            minio["Records"][0]["eventSource"] = json!("minio:s3");
+            minio["Records"][0]["eventName"] = json!("s3:ObjectCreated:Copy");
+            let minio = json!({"EventName": "s3:ObjectCreated:Copy",
+                "Key": format!("uploads/{key}"), "Records": minio["Records"].clone()});
+            let n = parse_notification(&minio).unwrap();
+            let u = upload(&n[0]);
+            assert_eq!((u.object.key.as_str(), u.trigger), (key, Trigger::Minio));
+            assert_eq!(u.event_name, "ObjectCreated:Copy");
+        }
+        let mut lifecycle = s3_put("k");
+        lifecycle["Records"][0]["eventSource"] = json!("ceph:s3");
+        lifecycle["Records"][0]["eventName"] = json!("ObjectLifecycle:Expiration:Current");
+        assert!(matches!(
+            &parse_notification(&lifecycle).unwrap()[0],
+            Notice::Ignored { .. }
+        ));
     }
 
     #[test]
