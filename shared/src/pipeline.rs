@@ -206,6 +206,10 @@ pub enum ScanStatus {
     Superseded,
     /// Deleted before it could be scanned.
     Gone,
+    /// An object of the quarantine bucket itself: hashgate's own evidence, never scanned,
+    /// tagged or moved. (Self-hosted stores notify about every bucket; without this rule a
+    /// quarantined copy would be quarantined again, and again.)
+    OwnQuarantine,
     /// Over the configured maximum size: not scanned.
     TooLarge {
         size: u64,
@@ -236,6 +240,7 @@ impl ScanStatus {
             ScanStatus::Matched { .. } => "match",
             ScanStatus::Superseded => "superseded",
             ScanStatus::Gone => "gone",
+            ScanStatus::OwnQuarantine => "quarantine",
             ScanStatus::TooLarge { .. } => "unscanned-too-large",
             ScanStatus::Unreadable { .. } => "unscanned-unreadable",
             ScanStatus::Released { .. } => "released",
@@ -310,6 +315,10 @@ impl<O: ObjectStore, H: HashStore, C: CaseStore, N: Notifier> Scanner<O, H, C, N
             filter_false_positives: 0,
             image: None,
         };
+        if object.bucket == self.config.quarantine_bucket {
+            report.status = ScanStatus::OwnQuarantine;
+            return Ok(report);
+        }
         let Some(head) = self.objects.head(object).await? else {
             return Ok(report);
         };
@@ -814,6 +823,36 @@ mod tests {
                 .get("quarantine", &format!("cases/{case_id}/object"));
             assert_eq!(copy.unwrap().1, BAD);
         }
+    }
+
+    #[test]
+    fn the_quarantine_bucket_is_never_scanned_even_when_announced() {
+        let s = scanner();
+        s.objects.put("uploads", "bad.jpg", BAD);
+        let e = event("bad.jpg", BAD);
+        assert!(matches!(
+            scan(&s, &e, AlgorithmSet::ALL).unwrap().status,
+            ScanStatus::Matched { .. }
+        ));
+        // The store announces the quarantined copy, as SeaweedFS and Ceph do for every
+        // bucket they notify about.
+        let copy_key = format!("cases/{}/object", e.object.case_id());
+        let copy = UploadEvent {
+            object: ObjectRef {
+                bucket: "quarantine".into(),
+                key: copy_key.clone(),
+                version_id: None,
+                etag: None,
+            },
+            ..e.clone()
+        };
+        for _ in 0..2 {
+            let r = scan(&s, &copy, AlgorithmSet::ALL).unwrap();
+            assert_eq!(r.status, ScanStatus::OwnQuarantine);
+            assert!(r.digests.is_empty(), "not even read");
+        }
+        assert_eq!(s.objects.get("quarantine", &copy_key).unwrap().1, BAD);
+        assert_eq!(s.cases.records().len(), 1, "no case for the evidence");
     }
 
     #[test]

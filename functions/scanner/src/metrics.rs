@@ -34,7 +34,10 @@ impl Tally {
             | ScanStatus::Unreadable { .. }
             | ScanStatus::Undecodable { .. } => self.unscanned += 1,
             // Released content restored by reviewers is neither a new match nor clean.
-            ScanStatus::Superseded | ScanStatus::Gone | ScanStatus::Released { .. } => {}
+            ScanStatus::Superseded
+            | ScanStatus::Gone
+            | ScanStatus::OwnQuarantine
+            | ScanStatus::Released { .. } => {}
         }
         self.fast_path += u64::from(report.fast_path);
         self.bytes_read += report.bytes_read;
