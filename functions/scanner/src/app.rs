@@ -28,6 +28,7 @@ use tokio::sync::Mutex;
 use crate::config::{Config, HashBackend};
 use crate::envelope::{parse_invocation, BatchResponse, Invocation};
 use crate::metrics::Tally;
+use crate::prom::WorkerMetrics;
 
 /// The exact store, wherever it is.
 pub enum Hashes {
@@ -90,6 +91,8 @@ pub struct App<O, H, C, N, F> {
     metrics: Option<String>,
     tally: std::sync::Mutex<Tally>,
     clock: Clock,
+    /// Self-hosted workers' Prometheus metrics, once a worker asks for them.
+    observer: std::sync::OnceLock<Arc<WorkerMetrics>>,
 }
 
 /// Wire the adapters the configuration names, and load the filter.
@@ -176,7 +179,27 @@ where
             metrics,
             tally: std::sync::Mutex::default(),
             clock,
+            observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Report every scan to `metrics` from now on.
+    pub fn observe(&self, metrics: Arc<WorkerMetrics>) {
+        let _ = self.observer.set(metrics);
+    }
+
+    /// The filter in use: when it was built, and the store version it covers.
+    pub async fn filter_in_use(&self) -> Option<(Timestamp, u64)> {
+        let state = self.state.lock().await;
+        state
+            .filter
+            .as_ref()
+            .map(|f| (f.info().built_at(), f.info().store_version))
+    }
+
+    /// Now, by the app's clock.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
     }
 
     /// Reload the filter and the store's version when due (or now, with `force`). A filter
@@ -332,6 +355,7 @@ where
         };
         let screen = Screen::for_store(filter.as_deref(), store_version);
         let filter_used = screen.uses_filter();
+        let started = std::time::Instant::now();
         let report = self
             .scanner
             .scan(
@@ -342,6 +366,9 @@ where
                 (self.clock)(),
             )
             .await?;
+        if let Some(observer) = self.observer.get() {
+            observer.scanned(&report, started.elapsed());
+        }
         if self.metrics.is_some() {
             self.tally
                 .lock()

@@ -14,6 +14,8 @@ use hashgate_core::manifest::TrustedKeys;
 use hashgate_core::pipeline::PerceptualConfig;
 use hashgate_core::quarantine::Mode;
 
+use crate::webhook::WebhookConfig;
+
 /// Where the exact hash store is.
 #[derive(Clone, Debug)]
 pub enum HashBackend {
@@ -43,8 +45,17 @@ pub struct Config {
     pub tag_clean: bool,
     /// `HASHGATE_PDQ_THRESHOLD`, `HASHGATE_PDQ_MIN_QUALITY`, `HASHGATE_PERCEPTUAL_MODE`.
     pub perceptual: PerceptualConfig,
-    /// Worker mode: the queue of S3 notifications to long-poll.
-    pub scan_queue_url: Option<String>,
+    /// Worker mode: where events come from (`HASHGATE_INGRESS`); None in Lambda.
+    pub ingress: Option<Ingress>,
+}
+
+/// How a worker outside Lambda receives events.
+#[derive(Clone, Debug)]
+pub enum Ingress {
+    /// `HASHGATE_INGRESS=sqs`: long-poll `HASHGATE_SCAN_QUEUE_URL`.
+    Sqs { queue_url: String },
+    /// `HASHGATE_INGRESS=http`: the webhook stores push to, spooled on local disk.
+    Http(WebhookConfig),
 }
 
 /// Default largest object scanned: 5 GiB, the largest single PUT.
@@ -206,8 +217,70 @@ impl Config {
             mode,
             tag_clean: vars.flag("HASHGATE_TAG_CLEAN", true)?,
             perceptual,
-            scan_queue_url: vars.get("HASHGATE_SCAN_QUEUE_URL"),
+            ingress: ingress(&vars)?,
         })
+    }
+}
+
+/// `HASHGATE_INGRESS` and what it needs. Without it, a set `HASHGATE_SCAN_QUEUE_URL` means
+/// SQS (as before there was a choice), and nothing means none (Lambda).
+fn ingress<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> anyhow::Result<Option<Ingress>> {
+    let queue = vars.get("HASHGATE_SCAN_QUEUE_URL");
+    match vars.get("HASHGATE_INGRESS").as_deref().map(str::trim) {
+        None => Ok(queue.map(|queue_url| Ingress::Sqs { queue_url })),
+        Some("sqs") => Ok(Some(Ingress::Sqs {
+            queue_url: queue.context(
+                "HASHGATE_INGRESS=sqs needs HASHGATE_SCAN_QUEUE_URL, the queue to long-poll",
+            )?,
+        })),
+        Some("http") => {
+            let token = vars.get("HASHGATE_HTTP_TOKEN").context(
+                "HASHGATE_INGRESS=http needs HASHGATE_HTTP_TOKEN, the token stores must send",
+            )?;
+            if token.trim().chars().count() < WebhookConfig::MIN_TOKEN_CHARS {
+                bail!(
+                    "HASHGATE_HTTP_TOKEN: expected at least {} characters (e.g. `openssl rand -hex 32`)",
+                    WebhookConfig::MIN_TOKEN_CHARS
+                );
+            }
+            Ok(Some(Ingress::Http(WebhookConfig {
+                listen: vars.parsed(
+                    "HASHGATE_HTTP_LISTEN",
+                    WebhookConfig::DEFAULT_LISTEN
+                        .parse()
+                        .expect("default address"),
+                    "an address and port such as 127.0.0.1:8087 or 0.0.0.0:8087",
+                    any,
+                )?,
+                token: token.trim().to_string(),
+                spool_dir: vars
+                    .get("HASHGATE_SPOOL_DIR")
+                    .context(
+                        "HASHGATE_INGRESS=http needs HASHGATE_SPOOL_DIR, a directory on local \
+                         disk where accepted events wait",
+                    )?
+                    .into(),
+                max_pending: vars.parsed(
+                    "HASHGATE_SPOOL_MAX",
+                    WebhookConfig::DEFAULT_MAX_PENDING,
+                    "a whole number of events, at least 1",
+                    |&n| n >= 1,
+                )?,
+                max_attempts: vars.parsed(
+                    "HASHGATE_MAX_ATTEMPTS",
+                    WebhookConfig::DEFAULT_MAX_ATTEMPTS,
+                    "a whole number of attempts, at least 1",
+                    |&n| n >= 1,
+                )?,
+                concurrency: vars.parsed(
+                    "HASHGATE_CONCURRENCY",
+                    WebhookConfig::DEFAULT_CONCURRENCY,
+                    "a whole number of uploads scanned at once, from 1 to 64",
+                    |&n| (1..=64).contains(&n),
+                )?,
+            })))
+        }
+        Some(other) => bail!("HASHGATE_INGRESS={other:?}: expected sqs or http"),
     }
 }
 
@@ -339,7 +412,7 @@ mod tests {
         assert_eq!(config.mode, Mode::Move);
         assert!(config.tag_clean);
         assert_eq!(config.event_bus.as_deref(), Some("default"));
-        assert_eq!(config.scan_queue_url, None);
+        assert!(config.ingress.is_none());
     }
 
     #[test]
@@ -514,7 +587,59 @@ mod tests {
     fn scan_queue_url() {
         let url = "https://sqs.example/scan";
         let config = ok(with("HASHGATE_SCAN_QUEUE_URL", url));
-        assert_eq!(config.scan_queue_url.as_deref(), Some(url));
+        assert!(matches!(config.ingress, Some(Ingress::Sqs { queue_url }) if queue_url == url));
+        assert!(ok(parse(&dynamo())).ingress.is_none(), "Lambda");
+        let mut vars = dynamo();
+        vars.insert("HASHGATE_INGRESS", "sqs".into());
+        assert!(err(parse(&vars)).contains("HASHGATE_SCAN_QUEUE_URL"));
+    }
+
+    fn http() -> Map {
+        let mut vars = dynamo();
+        vars.insert("HASHGATE_INGRESS", "http".into());
+        vars.insert("HASHGATE_HTTP_TOKEN", "0123456789abcdef0123".into());
+        vars.insert("HASHGATE_SPOOL_DIR", "/var/spool/hashgate".into());
+        vars
+    }
+
+    #[test]
+    fn http_ingress_needs_a_token_and_a_spool() {
+        let Some(Ingress::Http(web)) = ok(parse(&http())).ingress else {
+            panic!("http")
+        };
+        assert_eq!(web.listen.to_string(), "127.0.0.1:8087");
+        assert_eq!(web.spool_dir, PathBuf::from("/var/spool/hashgate"));
+        assert_eq!(
+            (web.max_pending, web.max_attempts, web.concurrency),
+            (100_000, 8, 4)
+        );
+        for missing in ["HASHGATE_HTTP_TOKEN", "HASHGATE_SPOOL_DIR"] {
+            let mut vars = http();
+            vars.remove(missing);
+            assert!(err(parse(&vars)).contains(missing), "{missing}");
+        }
+        let mut vars = http();
+        vars.insert("HASHGATE_HTTP_TOKEN", "short".into());
+        assert!(err(parse(&vars)).contains("at least 16"));
+        for (name, bad) in [
+            ("HASHGATE_HTTP_LISTEN", "localhost"),
+            ("HASHGATE_SPOOL_MAX", "0"),
+            ("HASHGATE_MAX_ATTEMPTS", "0"),
+            ("HASHGATE_CONCURRENCY", "65"),
+            ("HASHGATE_INGRESS", "kafka"),
+        ] {
+            let mut vars = http();
+            vars.insert(name, bad.into());
+            let message = err(parse(&vars));
+            assert!(message.contains(name) && message.contains(bad), "{message}");
+        }
+        let mut vars = http();
+        vars.insert("HASHGATE_HTTP_LISTEN", "0.0.0.0:9000".into());
+        vars.insert("HASHGATE_CONCURRENCY", "16".into());
+        let Some(Ingress::Http(web)) = ok(parse(&vars)).ingress else {
+            panic!("http")
+        };
+        assert_eq!((web.listen.port(), web.concurrency), (9000, 16));
     }
 
     #[test]
@@ -543,7 +668,14 @@ mod tests {
             ("HASHGATE_EVENT_BUS", "none".into()),
             ("HASHGATE_SCAN_QUEUE_URL", "q".into()),
         ]);
-        for vars in [dynamo(), embedded(), full] {
+        let mut web = http();
+        web.extend([
+            ("HASHGATE_HTTP_LISTEN", "127.0.0.1:1".to_string()),
+            ("HASHGATE_SPOOL_MAX", "1".into()),
+            ("HASHGATE_MAX_ATTEMPTS", "1".into()),
+            ("HASHGATE_CONCURRENCY", "1".into()),
+        ]);
+        for vars in [dynamo(), embedded(), full, web] {
             ok(Config::from_vars(|name| {
                 read.borrow_mut().insert(name.to_string());
                 vars.get(name).cloned()

@@ -28,6 +28,16 @@ const fn set(name: &'static str) -> Variable {
     }
 }
 
+/// A self-hosted worker's setting: how events reach it, which Lambda decides itself.
+const fn worker(name: &'static str) -> Variable {
+    Variable {
+        name,
+        deployed: Deployed::NotInLambda(
+            "self-hosted workers only (HASHGATE_INGRESS); in Lambda, S3, SQS or EventBridge invoke the function",
+        ),
+    }
+}
+
 /// Every variable the scanner reads (the README's configuration table explains each).
 pub const VARIABLES: &[Variable] = &[
     set("HASHGATE_HASH_TABLE"),
@@ -53,6 +63,13 @@ pub const VARIABLES: &[Variable] = &[
             "the embedded hash store of self-hosted workers; Lambda uses HASHGATE_HASH_TABLE",
         ),
     },
+    worker("HASHGATE_INGRESS"),
+    worker("HASHGATE_HTTP_LISTEN"),
+    worker("HASHGATE_HTTP_TOKEN"),
+    worker("HASHGATE_SPOOL_DIR"),
+    worker("HASHGATE_SPOOL_MAX"),
+    worker("HASHGATE_MAX_ATTEMPTS"),
+    worker("HASHGATE_CONCURRENCY"),
     Variable {
         name: "HASHGATE_SCAN_QUEUE_URL",
         deployed: Deployed::NotInLambda(

@@ -1,10 +1,14 @@
 //! hashgate's scanner function: configuration, the wiring of the AWS adapters into the
-//! core's pipeline, the worker mode, its metrics, and what a deployment must give it
-//! ([`deployment`]). `main.rs` only picks how events arrive.
+//! core's pipeline, the worker's ingresses (an SQS queue, or a webhook with its durable
+//! spool), its metrics, and what a deployment must give it ([`deployment`]). `main.rs` only
+//! picks how events arrive.
 
 pub mod app;
 pub mod config;
 pub mod deployment;
 pub mod envelope;
 pub mod metrics;
+pub mod prom;
+pub mod spool;
+pub mod webhook;
 pub mod worker;

@@ -2,13 +2,15 @@
 //!
 //! - In AWS Lambda (`AWS_LAMBDA_RUNTIME_API` is set): the Lambda runtime hands it S3
 //!   notifications, SQS batches or EventBridge events.
-//! - Elsewhere, as a worker: it long-polls `HASHGATE_SCAN_QUEUE_URL` and runs the same
-//!   handler, deleting only the messages that succeeded, so self-hosted S3-compatible stores
-//!   (MinIO, Ceph) and the local stack use it unchanged.
+//! - Elsewhere, as a worker (`HASHGATE_INGRESS`): it long-polls `HASHGATE_SCAN_QUEUE_URL`
+//!   (`sqs`), or takes the notifications self-hosted stores push to its webhook (`http`),
+//!   and runs the same handler. SIGTERM or Ctrl-C drains it: no new work, the work in hand
+//!   finished, then exit.
 
 use std::sync::Arc;
 
-use hashgate_scanner::{app, config, worker};
+use hashgate_scanner::config::{self, Ingress};
+use hashgate_scanner::{app, webhook, worker};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -24,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         .flatten();
     let app = Arc::new(app::connect(&config, metrics).await?);
     if in_lambda {
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let app = app.clone();
             async move {
                 app.handle(event.payload)
@@ -33,13 +35,24 @@ async fn main() -> anyhow::Result<()> {
             }
         }))
         .await
-        .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
-    } else {
-        let queue = config.scan_queue_url.clone().ok_or_else(|| {
-            anyhow::anyhow!(
-                "not in Lambda and HASHGATE_SCAN_QUEUE_URL is not set: nothing to read events from"
-            )
-        })?;
-        worker::run(app, queue).await
+        .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
+    }
+    match config.ingress {
+        None => anyhow::bail!(
+            "not in Lambda and HASHGATE_INGRESS is not set: nothing to read events from \
+             (sqs with HASHGATE_SCAN_QUEUE_URL, or http with HASHGATE_HTTP_TOKEN and HASHGATE_SPOOL_DIR)"
+        ),
+        Some(Ingress::Sqs { queue_url }) => worker::run(app, queue_url, stop_signal()).await,
+        Some(Ingress::Http(web)) => webhook::run(app, web, stop_signal()).await,
+    }
+}
+
+/// SIGTERM (what Kubernetes and systemd send) or Ctrl-C.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
     }
 }

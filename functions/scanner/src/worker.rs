@@ -9,11 +9,16 @@ use hashgate_core::event::parse_body;
 
 use crate::app::DeployedApp;
 
-pub async fn run(app: Arc<DeployedApp>, queue_url: String) -> anyhow::Result<()> {
+/// Poll until `shutdown` resolves; the messages in hand are finished first (a poll in
+/// progress is abandoned: what it would have received stays on the queue).
+pub async fn run(
+    app: Arc<DeployedApp>,
+    queue_url: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let sdk = hashgate_aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     tracing::info!(queue = %queue_url, "worker polling");
-    let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     // Long polls no longer than the refresh interval, so an idle worker still picks up a new
     // filter on time.
