@@ -362,6 +362,28 @@ impl Worker {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Send `signal` (e.g. `TERM`, `KILL`) to the worker.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
+    /// Wait up to `timeout` for the worker to exit; its status, or None if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().expect("worker status") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
 }
 
 impl Drop for Worker {
@@ -537,4 +559,118 @@ pub async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Str
         .collect();
     ids.sort();
     ids
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// A SeaweedFS server of its own (`weed mini` from `.venv`: master, volume server, filer and
+/// S3 gateway, every port on 127.0.0.1), its filer's webhook notifier posting to `webhook`
+/// with `token`. Stopped when dropped.
+pub struct Seaweed {
+    child: Child,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+    /// The S3 gateway, e.g. `http://127.0.0.1:40123`.
+    pub s3_endpoint: String,
+}
+
+impl Seaweed {
+    pub fn start(webhook: &str, token: &str) -> Seaweed {
+        let weed = repo_root().join(".venv/bin/weed");
+        assert!(
+            weed.exists(),
+            "{} is missing: run `make venv` (make test does)",
+            weed.display()
+        );
+        let dir = tempfile::tempdir().expect("a SeaweedFS directory");
+        std::fs::create_dir(dir.path().join("data")).expect("data dir");
+        // The filer reads notification.toml from its working directory.
+        std::fs::write(
+            dir.path().join("notification.toml"),
+            format!(
+                "[notification.webhook]\nenabled = true\nendpoint = \"{webhook}\"\n\
+                 bearer_token = \"{token}\"\nevent_types = [\"create\", \"update\", \"rename\"]\n\
+                 backoff_seconds = 1\nmax_backoff_seconds = 5\nmax_retries = 10\n"
+            ),
+        )
+        .expect("notification.toml");
+        let log = dir.path().join("weed.log");
+        let file = std::fs::File::create(&log).expect("weed log");
+        let s3_port = free_port();
+        let mut cmd = Command::new(&weed);
+        cmd.current_dir(dir.path())
+            .arg("mini")
+            .arg(format!("-dir={}", dir.path().join("data").display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .args(["-webdav=false", "-admin.ui=false"])
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .arg(format!("-s3.port={s3_port}"));
+        for server in ["master", "volume", "filer", "s3", "admin"] {
+            if server != "s3" {
+                cmd.arg(format!("-{server}.port={}", free_port()));
+            }
+            cmd.arg(format!("-{server}.port.grpc={}", free_port()));
+        }
+        let child = cmd
+            .stdout(Stdio::from(file.try_clone().expect("log handle")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start weed mini");
+        let mut seaweed = Seaweed {
+            child,
+            _dir: dir,
+            log,
+            s3_endpoint: format!("http://127.0.0.1:{s3_port}"),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_err() {
+            if let Some(status) = seaweed.child.try_wait().expect("weed status") {
+                panic!("weed mini exited ({status}):\n{}", seaweed.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "SeaweedFS's S3 gateway did not listen within a minute:\n{}",
+                seaweed.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        seaweed
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An S3 client for the gateway (it takes any credentials unless configured otherwise).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = crate::config_loader_for(&self.s3_endpoint).await;
+        hashgate_aws::s3_client(&sdk)
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- SeaweedFS log ---\n{}--- end ---", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SDK configuration for an S3-compatible endpoint, with dummy credentials.
+pub async fn config_loader_for(endpoint: &str) -> SdkConfig {
+    hashgate_aws::config_loader()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
+        .load()
+        .await
 }

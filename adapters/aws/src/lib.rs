@@ -38,9 +38,12 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// An S3 client; path-style addressing whenever a custom endpoint is set, as self-hosted
-/// S3-compatible stores (MinIO, Ceph) and emulators expect.
+/// S3-compatible stores (MinIO, Ceph, SeaweedFS) and emulators expect: `AWS_ENDPOINT_URL`
+/// for every service, or `AWS_ENDPOINT_URL_S3` for S3 alone (objects in a self-hosted store,
+/// cases elsewhere).
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let custom_endpoint = config.endpoint_url().is_some();
+    let custom_endpoint = config.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
     let s3 = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(custom_endpoint)
         .build();
