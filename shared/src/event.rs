@@ -77,6 +77,8 @@ pub enum Trigger {
     Minio,
     /// A SeaweedFS filer event.
     SeaweedFs,
+    /// Not an event: an object found by listing a bucket (`hashgate backfill`).
+    Backfill,
 }
 
 /// An object was created (put, posted, copied, or a multipart upload completed).

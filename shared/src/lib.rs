@@ -1,6 +1,8 @@
 //! hashgate's core: everything that decides, with no cloud types in its API.
 //!
 //! - [`audit`]: the hash-chained, append-only audit log, its verification and checkpoints.
+//! - [`backfill`]: scanning what a bucket held before hashgate was attached, resumable from a
+//!   checkpoint.
 //! - [`case`]: case records, statuses, quarantine locations.
 //! - [`digest`]: algorithms, digest values, streaming multi-algorithm hashing.
 //! - [`event`]: upload events normalised from S3, SQS and EventBridge; case ids.
@@ -33,6 +35,7 @@
 //! functions do the rest.
 
 pub mod audit;
+pub mod backfill;
 pub mod case;
 pub mod digest;
 pub mod event;

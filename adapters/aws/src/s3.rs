@@ -1040,6 +1040,47 @@ impl S3Objects {
     }
 }
 
+/// Listing for `hashgate backfill`: ListObjectsV2 in key order, resumed with `StartAfter` (a
+/// key, which a checkpoint can hold, unlike a continuation token that expires).
+impl hashgate_core::backfill::Lister for S3Objects {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<hashgate_core::backfill::Page, StorageError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
+            .max_keys(max.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| storage_error("ListObjectsV2", format!("s3://{bucket}/{prefix}"), &e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(hashgate_core::backfill::Listed {
+                    key: o.key()?.to_string(),
+                    etag: o
+                        .e_tag()
+                        .map(|e| e.trim_matches('"').to_string())
+                        .filter(|e| !e.is_empty()),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()),
+                })
+            })
+            .collect();
+        Ok(hashgate_core::backfill::Page {
+            objects,
+            truncated: out.is_truncated().unwrap_or(false),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

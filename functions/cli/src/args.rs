@@ -39,6 +39,18 @@ pub enum Command {
     /// Connect buckets you already have to a deployed stack.
     #[command(subcommand)]
     Buckets(BucketsCommand),
+    /// Scan the objects a bucket already holds, through the scanner's own pipeline.
+    ///
+    /// Lists the bucket (or the objects under a prefix) in key order, a page at a time, and
+    /// scans each object exactly as an upload event would have it scanned: same verdicts,
+    /// quarantine, tags and case ids, so an object scanned twice still has one case. Reads
+    /// the scanner's configuration (HASHGATE_* variables, as for the worker) and any
+    /// S3-compatible endpoint (AWS_ENDPOINT_URL). A checkpoint is saved after every page; run
+    /// the same command again to resume after an interruption.
+    ///
+    /// Exit status: 0 when every object was handled, 1 when any matched, 2 on an error (the
+    /// checkpoint then names the last page done).
+    Backfill(BackfillArgs),
     /// Check the stack's audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -185,6 +197,34 @@ pub struct AttachArgs {
     /// Turn on EventBridge delivery instead (the stack's rule forwards the events).
     #[arg(long, group = "delivery")]
     pub eventbridge: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackfillArgs {
+    /// What to scan: s3://BUCKET or s3://BUCKET/PREFIX.
+    #[arg(value_name = "S3_URL")]
+    pub target: String,
+    /// Where the progress is saved [default: .hashgate-backfill/<bucket>[-<prefix hash>].json].
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// At most this many objects per second (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 50.0)]
+    pub rate: f64,
+    /// Objects scanned at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+    /// Objects listed per page (and between checkpoints).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: u32,
+    /// Stop after this many objects in this run (the checkpoint lets the next run go on).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// List what would be scanned, and how much, without scanning or saving anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod args;
 mod audit;
+mod backfill;
 mod buckets;
 mod cases;
 mod export;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         Command::Scan(a) => scan::run(a),
         Command::Hash(a) => hash::run(&a),
         Command::Buckets(BucketsCommand::Attach(a)) => buckets::attach(&a),
+        Command::Backfill(a) => backfill::run(&a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(&a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(&a),
         Command::Cases(CasesCommand::Hold(a)) => cases::hold(&a),

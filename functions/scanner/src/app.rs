@@ -337,6 +337,19 @@ where
         ok
     }
 
+    /// Scan one upload (an event's, or an object found by `hashgate backfill`) with the
+    /// filter due now; its report.
+    pub async fn scan_upload(
+        &self,
+        event: hashgate_core::event::UploadEvent,
+    ) -> Result<ScanReport, PipelineError> {
+        self.refresh_filter(false).await;
+        Ok(self
+            .process(Notice::Upload(event))
+            .await?
+            .expect("an upload has a report"))
+    }
+
     async fn process(&self, notice: Notice) -> Result<Option<ScanReport>, PipelineError> {
         let event = match notice {
             Notice::Upload(e) => e,
