@@ -484,6 +484,14 @@ pub const NOTIFY: &[Need] = &[
     need(&["PutEvents"], &["events:PutEvents"], Resource::EventBus),
 ];
 
+/// [`crate::s3::S3Objects`] as `hashgate backfill` lists a bucket (the operator CLI, with the
+/// operator's credentials; the scans themselves need [`S3_OBJECTS`]).
+pub const BACKFILL: &[Need] = &[need(
+    &["ListObjectsV2"],
+    &["s3:ListBucket"],
+    Resource::ScannedBuckets,
+)];
+
 /// [`crate::notifications::attach`]: add hashgate to a bucket's notifications (the operator
 /// CLI, with the operator's credentials).
 pub const BUCKET_NOTIFICATIONS: &[Need] = &[need(
