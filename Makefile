@@ -15,6 +15,8 @@ PYTHON ?= python3
 CHROMIUM := /usr/bin/chromium
 # The CyberTipline report schema (schemas/) is checked with libxml2's xmllint.
 XMLLINT := /usr/bin/xmllint
+# The AMQP ingress is tested against Debian's RabbitMQ (started by the test, on loopback).
+RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 
 .PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines package package-tested deploy clean
 
@@ -35,7 +37,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: venv $(VENV)-pdq/.stamp package-tested $(CHROMIUM) $(XMLLINT) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
+unit: venv $(VENV)-pdq/.stamp package-tested $(CHROMIUM) $(XMLLINT) $(RABBITMQ) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
 	@mkdir -p $(CARGO_TARGET_DIR)
 	# The end-to-end tests run the real binaries; cargo test builds a binary only for its
 	# own package's tests, so build them all first.
@@ -48,6 +50,15 @@ $(CHROMIUM):
 
 $(XMLLINT):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils
+
+# Installed, not started (a policy-rc.d that refuses, for the install only): the AMQP test
+# runs a broker of its own, on loopback.
+$(RABBITMQ):
+	apt-get update -qq
+	set -e; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
 
 tests/browser/node_modules/.stamp: tests/browser/package-lock.json tests/browser/package.json
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }

@@ -674,3 +674,101 @@ pub async fn config_loader_for(endpoint: &str) -> SdkConfig {
         .load()
         .await
 }
+
+/// A RabbitMQ broker of its own (Debian's `rabbitmq-server`, which `make test` installs):
+/// AMQP, the Erlang distribution and its port mapper all on 127.0.0.1 ports of their own,
+/// state in a temporary directory. Stopped when dropped.
+pub struct Rabbit {
+    child: Child,
+    dir: tempfile::TempDir,
+    epmd_port: u16,
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
+    pub url: String,
+}
+
+impl Rabbit {
+    pub fn start() -> Rabbit {
+        let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        assert!(
+            server.exists(),
+            "{} is missing: install Debian's rabbitmq-server (make test does)",
+            server.display()
+        );
+        let dir = tempfile::tempdir().expect("a RabbitMQ directory");
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("plugins file");
+        let (amqp, dist, epmd_port) = (free_port(), free_port(), free_port());
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let child = Command::new(server)
+            .env("RABBITMQ_NODENAME", format!("hashgate{amqp}@localhost"))
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", amqp.to_string())
+            .env("RABBITMQ_DIST_PORT", dist.to_string())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("ERL_EPMD_PORT", epmd_port.to_string())
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}",
+            )
+            .env("RABBITMQ_MNESIA_BASE", dir.path().join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.path().join("log"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                dir.path().join("enabled_plugins"),
+            )
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start rabbitmq-server");
+        let mut rabbit = Rabbit {
+            child,
+            dir,
+            epmd_port,
+            url: format!("amqp://guest:guest@127.0.0.1:{amqp}/%2f"),
+        };
+        let start = Instant::now();
+        while !rabbit.log().contains("Starting broker... completed") {
+            if let Some(status) = rabbit.child.try_wait().expect("broker status") {
+                panic!("rabbitmq-server exited ({status}):\n{}", rabbit.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "RabbitMQ did not start within two minutes:\n{}",
+                rabbit.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        rabbit
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Rabbit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- RabbitMQ log ---\n{}--- end ---", self.log());
+        }
+        // The server script stops the broker on SIGTERM (a SIGKILL would orphan it).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The port mapper outlives the broker unless told to stop.
+        let _ = Command::new("epmd")
+            .arg("-kill")
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

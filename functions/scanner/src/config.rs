@@ -14,6 +14,7 @@ use hashgate_core::manifest::TrustedKeys;
 use hashgate_core::pipeline::PerceptualConfig;
 use hashgate_core::quarantine::Mode;
 
+use crate::amqp::AmqpConfig;
 use crate::webhook::WebhookConfig;
 
 /// Where the exact hash store is.
@@ -56,6 +57,8 @@ pub enum Ingress {
     Sqs { queue_url: String },
     /// `HASHGATE_INGRESS=http`: the webhook stores push to, spooled on local disk.
     Http(WebhookConfig),
+    /// `HASHGATE_INGRESS=amqp`: a RabbitMQ queue bound to the exchange stores publish to.
+    Amqp(AmqpConfig),
 }
 
 /// Default largest object scanned: 5 GiB, the largest single PUT.
@@ -280,7 +283,33 @@ fn ingress<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> anyhow::Result<Opti
                 )?,
             })))
         }
-        Some(other) => bail!("HASHGATE_INGRESS={other:?}: expected sqs or http"),
+        Some("amqp") => Ok(Some(Ingress::Amqp(AmqpConfig {
+            url: vars.get("HASHGATE_AMQP_URL").context(
+                "HASHGATE_INGRESS=amqp needs HASHGATE_AMQP_URL (amqp://user:password@host:5672/vhost)",
+            )?,
+            exchange: vars
+                .get("HASHGATE_AMQP_EXCHANGE")
+                .unwrap_or_else(|| AmqpConfig::DEFAULT_EXCHANGE.into()),
+            queue: vars
+                .get("HASHGATE_AMQP_QUEUE")
+                .unwrap_or_else(|| AmqpConfig::DEFAULT_QUEUE.into()),
+            routing_key: vars
+                .get("HASHGATE_AMQP_ROUTING_KEY")
+                .unwrap_or_else(|| AmqpConfig::DEFAULT_ROUTING_KEY.into()),
+            prefetch: vars.parsed(
+                "HASHGATE_AMQP_PREFETCH",
+                AmqpConfig::DEFAULT_PREFETCH,
+                "a whole number of deliveries in hand at once, from 1 to 256",
+                |&n| (1..=256).contains(&n),
+            )?,
+            max_attempts: vars.parsed(
+                "HASHGATE_MAX_ATTEMPTS",
+                WebhookConfig::DEFAULT_MAX_ATTEMPTS,
+                "a whole number of attempts, at least 1",
+                |&n| n >= 1,
+            )?,
+        }))),
+        Some(other) => bail!("HASHGATE_INGRESS={other:?}: expected sqs, http or amqp"),
     }
 }
 
@@ -642,6 +671,53 @@ mod tests {
         assert_eq!((web.listen.port(), web.concurrency), (9000, 16));
     }
 
+    fn amqp() -> Map {
+        let mut vars = dynamo();
+        vars.insert("HASHGATE_INGRESS", "amqp".into());
+        vars.insert("HASHGATE_AMQP_URL", "amqp://u:p@rabbit:5672/%2f".into());
+        vars
+    }
+
+    #[test]
+    fn amqp_ingress_needs_a_url_and_defaults_the_rest() {
+        let Some(Ingress::Amqp(a)) = ok(parse(&amqp())).ingress else {
+            panic!("amqp")
+        };
+        assert_eq!(
+            (
+                a.exchange.as_str(),
+                a.queue.as_str(),
+                a.routing_key.as_str()
+            ),
+            ("hashgate", "hashgate-scan", "#")
+        );
+        assert_eq!((a.prefetch, a.max_attempts), (8, 8));
+        let mut vars = amqp();
+        vars.remove("HASHGATE_AMQP_URL");
+        assert!(err(parse(&vars)).contains("HASHGATE_AMQP_URL"));
+        let mut vars = amqp();
+        vars.insert("HASHGATE_AMQP_PREFETCH", "0".into());
+        assert!(err(parse(&vars)).contains("HASHGATE_AMQP_PREFETCH=\"0\""));
+        let mut vars = amqp();
+        vars.insert("HASHGATE_AMQP_EXCHANGE", "ceph".into());
+        vars.insert("HASHGATE_AMQP_QUEUE", "scan".into());
+        vars.insert("HASHGATE_AMQP_ROUTING_KEY", "uploads".into());
+        vars.insert("HASHGATE_AMQP_PREFETCH", "32".into());
+        vars.insert("HASHGATE_MAX_ATTEMPTS", "3".into());
+        let Some(Ingress::Amqp(a)) = ok(parse(&vars)).ingress else {
+            panic!("amqp")
+        };
+        assert_eq!(
+            (
+                a.exchange.as_str(),
+                a.queue.as_str(),
+                a.routing_key.as_str()
+            ),
+            ("ceph", "scan", "uploads")
+        );
+        assert_eq!((a.prefetch, a.max_attempts), (32, 3));
+    }
+
     #[test]
     fn variables_outside_the_scanners_are_ignored() {
         let mut vars = dynamo();
@@ -675,7 +751,14 @@ mod tests {
             ("HASHGATE_MAX_ATTEMPTS", "1".into()),
             ("HASHGATE_CONCURRENCY", "1".into()),
         ]);
-        for vars in [dynamo(), embedded(), full, web] {
+        let mut queue = amqp();
+        queue.extend([
+            ("HASHGATE_AMQP_EXCHANGE", "x".to_string()),
+            ("HASHGATE_AMQP_QUEUE", "q".into()),
+            ("HASHGATE_AMQP_ROUTING_KEY", "k".into()),
+            ("HASHGATE_AMQP_PREFETCH", "1".into()),
+        ]);
+        for vars in [dynamo(), embedded(), full, web, queue] {
             ok(Config::from_vars(|name| {
                 read.borrow_mut().insert(name.to_string());
                 vars.get(name).cloned()

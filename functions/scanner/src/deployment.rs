@@ -70,6 +70,11 @@ pub const VARIABLES: &[Variable] = &[
     worker("HASHGATE_SPOOL_MAX"),
     worker("HASHGATE_MAX_ATTEMPTS"),
     worker("HASHGATE_CONCURRENCY"),
+    worker("HASHGATE_AMQP_URL"),
+    worker("HASHGATE_AMQP_EXCHANGE"),
+    worker("HASHGATE_AMQP_QUEUE"),
+    worker("HASHGATE_AMQP_ROUTING_KEY"),
+    worker("HASHGATE_AMQP_PREFETCH"),
     Variable {
         name: "HASHGATE_SCAN_QUEUE_URL",
         deployed: Deployed::NotInLambda(

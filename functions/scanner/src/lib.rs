@@ -1,8 +1,9 @@
 //! hashgate's scanner function: configuration, the wiring of the AWS adapters into the
-//! core's pipeline, the worker's ingresses (an SQS queue, or a webhook with its durable
-//! spool), its metrics, and what a deployment must give it ([`deployment`]). `main.rs` only
+//! core's pipeline, the worker's ingresses (an SQS queue, a webhook with its durable spool,
+//! or a RabbitMQ queue), its metrics, and what a deployment must give it ([`deployment`]). `main.rs` only
 //! picks how events arrive.
 
+pub mod amqp;
 pub mod app;
 pub mod config;
 pub mod deployment;

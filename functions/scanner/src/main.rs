@@ -3,14 +3,14 @@
 //! - In AWS Lambda (`AWS_LAMBDA_RUNTIME_API` is set): the Lambda runtime hands it S3
 //!   notifications, SQS batches or EventBridge events.
 //! - Elsewhere, as a worker (`HASHGATE_INGRESS`): it long-polls `HASHGATE_SCAN_QUEUE_URL`
-//!   (`sqs`), or takes the notifications self-hosted stores push to its webhook (`http`),
-//!   and runs the same handler. SIGTERM or Ctrl-C drains it: no new work, the work in hand
-//!   finished, then exit.
+//!   (`sqs`), takes the notifications self-hosted stores push to its webhook (`http`), or
+//!   consumes the RabbitMQ queue they publish to (`amqp`), and runs the same handler.
+//!   SIGTERM or Ctrl-C drains it: no new work, the work in hand finished, then exit.
 
 use std::sync::Arc;
 
 use hashgate_scanner::config::{self, Ingress};
-use hashgate_scanner::{app, webhook, worker};
+use hashgate_scanner::{amqp, app, webhook, worker};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -40,10 +40,12 @@ async fn main() -> anyhow::Result<()> {
     match config.ingress {
         None => anyhow::bail!(
             "not in Lambda and HASHGATE_INGRESS is not set: nothing to read events from \
-             (sqs with HASHGATE_SCAN_QUEUE_URL, or http with HASHGATE_HTTP_TOKEN and HASHGATE_SPOOL_DIR)"
+             (sqs with HASHGATE_SCAN_QUEUE_URL, http with HASHGATE_HTTP_TOKEN and HASHGATE_SPOOL_DIR, \
+             or amqp with HASHGATE_AMQP_URL)"
         ),
         Some(Ingress::Sqs { queue_url }) => worker::run(app, queue_url, stop_signal()).await,
         Some(Ingress::Http(web)) => webhook::run(app, web, stop_signal()).await,
+        Some(Ingress::Amqp(queue)) => amqp::run(app, queue, stop_signal()).await,
     }
 }
 
