@@ -216,13 +216,13 @@ async fn an_exported_list_imports_into_a_fresh_store_and_matches_the_confirmed_f
     ] {
         assert!(
             csv.lines()
-                .any(|l| l.starts_with(&format!("{digest},,,{list},"))),
+                .any(|l| l.starts_with(&format!("{digest},,,,{list},"))),
             "{digest} on {list}: {csv}"
         );
     }
     assert!(
         !csv.lines()
-            .any(|l| l.starts_with(&format!("{},,,own-confirmed,", md5_hex(&open)))),
+            .any(|l| l.starts_with(&format!("{},,,,own-confirmed,", md5_hex(&open)))),
         "the open case is on no own list: {csv}"
     );
 }
