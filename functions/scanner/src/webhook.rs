@@ -350,11 +350,11 @@ pub async fn consume(shared: Shared, concurrency: usize, max_attempts: u32) {
             );
         }
         let now = Instant::now();
-        not_before.retain(|seq, _| pending.iter().any(|e| e.sequence == *seq));
+        let listed: std::collections::HashSet<u64> = pending.iter().map(|e| e.sequence).collect();
+        not_before.retain(|seq, _| listed.contains(seq));
         let ready: Vec<spool::Entry> = pending
             .into_iter()
             .filter(|e| not_before.get(&e.sequence).is_none_or(|t| *t <= now))
-            .take(concurrency.max(1))
             .collect();
         if ready.is_empty() {
             tokio::select! {
@@ -363,22 +363,33 @@ pub async fn consume(shared: Shared, concurrency: usize, max_attempts: u32) {
             }
             continue;
         }
-        let mut batch = tokio::task::JoinSet::new();
-        for entry in ready {
-            let app = app.clone();
-            let spool = shared.spool.clone();
-            batch.spawn(async move {
-                let outcome = handle(&app, &spool, &entry, max_attempts).await;
-                (entry.sequence, outcome)
-            });
-        }
-        while let Some(joined) = batch.join_next().await {
-            match joined {
-                Ok((sequence, Some(retry_at))) => {
+        // Work through this whole listing, `concurrency` at a time, before listing again:
+        // one directory read per pass, not one per handful of events.
+        let mut ready = ready.into_iter();
+        let mut in_flight = tokio::task::JoinSet::new();
+        loop {
+            while in_flight.len() < concurrency.max(1) && !shared.draining.load(Ordering::SeqCst) {
+                let Some(entry) = ready.next() else { break };
+                let (app, spool) = (app.clone(), shared.spool.clone());
+                in_flight.spawn(async move {
+                    let outcome = handle(&app, &spool, &entry, max_attempts).await;
+                    (entry.sequence, outcome)
+                });
+            }
+            match in_flight.join_next().await {
+                None => break,
+                Some(Ok((sequence, Some(retry_at)))) => {
                     not_before.insert(sequence, retry_at);
                 }
-                Ok((_, None)) => {}
-                Err(e) => tracing::error!(error = %e, "a spooled event's task failed"),
+                // Removed from the spool (done, or dead-lettered).
+                Some(Ok((_, None))) => {
+                    let _ = shared
+                        .depth
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
+                            Some(d.saturating_sub(1))
+                        });
+                }
+                Some(Err(e)) => tracing::error!(error = %e, "a spooled event's task failed"),
             }
         }
     }
