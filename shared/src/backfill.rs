@@ -277,16 +277,35 @@ mod tests {
 
     #[test]
     fn a_page_in_flight_when_interrupted_is_scanned_again_not_skipped() {
-        let bucket = Bucket::new(10);
+        let bucket = Bucket::new(20);
         let mut checkpoint = Checkpoint::new("b", "k/");
-        let page = pollster::block_on(bucket.list("b", "k/", None, 7)).unwrap();
-        // Four objects handled, then the process dies before the page is done.
-        for o in &page.objects[..4] {
+        let first = pollster::block_on(bucket.list("b", "k/", None, 7)).unwrap();
+        for o in &first.objects {
             checkpoint.handled(o, "clean");
         }
-        let saved = Checkpoint::new("b", "k/").to_json();
+        checkpoint.page_done(
+            first.objects.last().map(|o| o.key.as_str()),
+            first.truncated,
+        );
+        let saved = checkpoint.to_json();
+        // Four objects of the second page handled, then the process dies before that page
+        // is done: what was saved is the first page's checkpoint.
+        let second =
+            pollster::block_on(bucket.list("b", "k/", checkpoint.start_after(), 7)).unwrap();
+        for o in &second.objects[..4] {
+            checkpoint.handled(o, "clean");
+        }
         let resumed = Checkpoint::resume(&saved, "b", "k/").unwrap();
-        assert_eq!(resumed.start_after(), None, "the page starts over");
+        assert_eq!(
+            resumed.handled, 7,
+            "the unfinished page's objects are not counted"
+        );
+        assert_eq!(
+            resumed.start_after(),
+            first.objects.last().map(|o| o.key.as_str())
+        );
+        let again = pollster::block_on(bucket.list("b", "k/", resumed.start_after(), 7)).unwrap();
+        assert_eq!(again.objects, second.objects, "the page starts over, whole");
     }
 
     #[test]

@@ -11,31 +11,18 @@
 use std::time::Duration;
 
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{case_ids, eventually, get, import_list, put, tags, Rabbit, Stack, Worker};
+use hashgate_e2e::{
+    case_ids, ceph_notification, eventually, get, import_list, put, tags, Rabbit, Stack, Worker,
+};
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(90);
 const EXCHANGE: &str = "ceph-notifications";
 
 fn ceph(object: &ObjectRef, size: usize) -> String {
-    json!({"Records": [{
-        "eventVersion": "2.2", "eventSource": "ceph:s3", "awsRegion": "default",
-        "eventTime": "2026-12-01T10:00:00.000000Z", "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "uploader"},
-        "requestParameters": {"sourceIPAddress": ""},
-        "responseElements": {"x-amz-request-id": "r", "x-amz-id-2": "z"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "hashgate",
-            "bucket": {"name": object.bucket, "ownerIdentity": {"principalId": "owner"},
-                "arn": format!("arn:aws:s3:default::{}", object.bucket), "id": "b.1"},
-            "object": {"key": object.key, "size": size.to_string(),
-                "eTag": object.etag.clone().unwrap_or_default(),
-                "versionId": object.version_id.clone().unwrap_or_default(),
-                "sequencer": "5C26D26734E2C21D", "metadata": [], "tags": []}},
-        "eventId": "", "opaqueData": ""}]})
-    .to_string()
+    ceph_notification(object, size).to_string()
 }
 
 struct Broker {

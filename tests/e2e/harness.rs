@@ -772,3 +772,93 @@ impl Drop for Rabbit {
             .status();
     }
 }
+
+/// Go's `url.QueryEscape`, as MinIO applies it to the keys of its notifications.
+pub fn query_escape(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The notification Ceph RGW sends for an upload of `object` (`size` bytes): its record
+/// format 2.2, the key as it is, the size as a string, an empty version id when unversioned.
+pub fn ceph_notification(object: &ObjectRef, size: usize) -> serde_json::Value {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.2", "eventSource": "ceph:s3", "awsRegion": "default",
+        "eventTime": "2026-12-01T10:00:00.000000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "uploader"},
+        "requestParameters": {"sourceIPAddress": ""},
+        "responseElements": {"x-amz-request-id": "r", "x-amz-id-2": "z"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "hashgate",
+            "bucket": {"name": object.bucket, "ownerIdentity": {"principalId": "owner"},
+                "arn": format!("arn:aws:s3:default::{}", object.bucket), "id": "b.1"},
+            "object": {"key": object.key, "size": size.to_string(),
+                "eTag": object.etag.clone().unwrap_or_default(),
+                "versionId": object.version_id.clone().unwrap_or_default(),
+                "sequencer": "5C26D26734E2C21D", "metadata": [], "tags": []}},
+        "eventId": "", "opaqueData": ""}]})
+}
+
+/// Upload `parts` as one multipart upload (every part but the last at least 5 MiB) and
+/// return the object version it became, with its multipart ETag.
+pub async fn put_multipart(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    parts: &[&[u8]],
+) -> ObjectRef {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create multipart {key}: {e:?}"));
+    let id = upload.upload_id().expect("an upload id");
+    let mut done = Vec::new();
+    for (i, body) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload part {n} of {key}: {e:?}"));
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(part.e_tag().expect("a part ETag"))
+                .build(),
+        );
+    }
+    let out = s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete multipart {key}: {e:?}"));
+    ObjectRef {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: out.version_id().map(str::to_string),
+        etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
+    }
+}

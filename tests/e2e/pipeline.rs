@@ -8,9 +8,10 @@ use hashgate_core::quarantine::metadata;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{case_ids, eventually, get, import_list, put, stored_versions, tags, Stack};
+use hashgate_e2e::{
+    case_ids, eventually, get, import_list, put, put_multipart, stored_versions, tags, Stack,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 const NOT_VISIBLE: aws_sdk_sqs::types::QueueAttributeName =
@@ -111,59 +112,18 @@ async fn uploads_of_every_kind_are_scanned_and_matches_quarantined() {
     ];
 
     // A multipart upload of listed content.
-    let create = s3
-        .create_multipart_upload()
-        .bucket(&uploads)
-        .key("bad/multipart.bin")
-        .send()
-        .await
-        .unwrap();
-    let id = create.upload_id().unwrap();
-    let mut parts = Vec::new();
-    for (n, chunk) in [&mp[..5 * 1024 * 1024], &mp[5 * 1024 * 1024..]]
-        .iter()
-        .enumerate()
-    {
-        let part = s3
-            .upload_part()
-            .bucket(&uploads)
-            .key("bad/multipart.bin")
-            .upload_id(id)
-            .part_number(n as i32 + 1)
-            .body(ByteStream::from(chunk.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n as i32 + 1)
-                .e_tag(part.e_tag().unwrap())
-                .build(),
-        );
-    }
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(&uploads)
-        .key("bad/multipart.bin")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(done.e_tag().unwrap().contains('-'), "a multipart ETag");
-    bad.push((
-        ObjectRef {
-            bucket: uploads.clone(),
-            key: "bad/multipart.bin".into(),
-            version_id: done.version_id().map(str::to_string),
-            etag: None,
-        },
-        mp.clone(),
-    ));
+    let done = put_multipart(
+        &s3,
+        &uploads,
+        "bad/multipart.bin",
+        &[&mp[..5 * 1024 * 1024], &mp[5 * 1024 * 1024..]],
+    )
+    .await;
+    assert!(
+        done.etag.as_deref().unwrap().contains('-'),
+        "a multipart ETag"
+    );
+    bad.push((ObjectRef { etag: None, ..done }, mp.clone()));
 
     // CopyObject: listed content copied in from another bucket, and a clean copy.
     let staging = stack.var("HASHGATE_LISTS_BUCKET");

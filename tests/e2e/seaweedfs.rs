@@ -10,11 +10,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, VersioningConfiguration,
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use hashgate_e2e::{
+    bin, case_ids, eventually, free_port, get, md5_hex, put, put_multipart, tags, Seaweed, Stack,
 };
-use hashgate_e2e::{bin, case_ids, eventually, free_port, get, md5_hex, put, tags, Seaweed, Stack};
 
 const WAIT: Duration = Duration::from_secs(120);
 const TOKEN: &str = "seaweedfs-e2e-token-0123456789abcdef";
@@ -117,45 +116,7 @@ async fn seaweedfs_pushes_uploads_to_the_webhook_and_matches_are_quarantined_in_
     put(&s3, "uploads", "inbox/folder/", b"").await;
     let part_one = vec![b'a'; 5 * 1024 * 1024];
     let part_two = b"the last part".to_vec();
-    let upload = s3
-        .create_multipart_upload()
-        .bucket("uploads")
-        .key("inbox/big.bin")
-        .send()
-        .await
-        .expect("create multipart");
-    let id = upload.upload_id().expect("an upload id");
-    let mut parts = Vec::new();
-    for (n, body) in [(1, &part_one), (2, &part_two)] {
-        let part = s3
-            .upload_part()
-            .bucket("uploads")
-            .key("inbox/big.bin")
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .expect("upload part");
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(part.e_tag().unwrap_or_default())
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket("uploads")
-        .key("inbox/big.bin")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete multipart");
+    put_multipart(&s3, "uploads", "inbox/big.bin", &[&part_one, &part_two]).await;
 
     // Both matches become cases, and their objects leave the uploads.
     let want = {

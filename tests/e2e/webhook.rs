@@ -13,40 +13,17 @@ use base64::Engine as _;
 use hashgate_aws::dynamo::DynamoCases;
 use hashgate_core::case::CaseStatus;
 use hashgate_core::event::ObjectRef;
-use hashgate_e2e::{case_ids, eventually, free_port, get, import_list, put, tags, Stack, Worker};
+use hashgate_e2e::{
+    case_ids, ceph_notification, eventually, free_port, get, import_list, put, query_escape, tags,
+    Stack, Worker,
+};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(90);
 const TOKEN: &str = "webhook-e2e-token-0123456789abcdef";
 
-/// Go's `url.QueryEscape`, as MinIO applies it to keys.
-fn query_escape(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn ceph(object: &ObjectRef, size: usize) -> Value {
-    json!({"Records": [{
-        "eventVersion": "2.2", "eventSource": "ceph:s3", "awsRegion": "default",
-        "eventTime": "2026-12-01T10:00:00.000000Z", "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "uploader"},
-        "requestParameters": {"sourceIPAddress": ""},
-        "responseElements": {"x-amz-request-id": "r", "x-amz-id-2": "z"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "hashgate",
-            "bucket": {"name": object.bucket, "ownerIdentity": {"principalId": "owner"},
-                "arn": format!("arn:aws:s3:default::{}", object.bucket), "id": "b.1"},
-            "object": {"key": object.key, "size": size.to_string(),
-                "eTag": object.etag.clone().unwrap_or_default(),
-                "versionId": object.version_id.clone().unwrap_or_default(),
-                "sequencer": "5C26D26734E2C21D", "metadata": [], "tags": []}},
-        "eventId": "", "opaqueData": ""}]})
+    ceph_notification(object, size)
 }
 
 fn minio(object: &ObjectRef, size: usize) -> Value {
