@@ -109,8 +109,13 @@ package: venv ## Build every function as a Lambda zip: target/lambda/<function>/
 		$(foreach f,$(FUNCTIONS),--bin $(f)) --lambda-dir $(CARGO_TARGET_DIR)/lambda
 	@for f in $(FUNCTIONS); do ls -l $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; done
 
+# The test zips are built by the same cargo-lambda command, for the same target and glibc,
+# with the release profile lightened (no LTO, 16 codegen units, opt-level 1): the tests check
+# the packaging and the runtime contract, not the optimiser, and the full release profile was
+# the longest step of `make test`. `make package` builds what deploys.
 package-tested: venv ## Build the Lambda zips the tests run (TESTED_FUNCTIONS), as make test does
-	$(MAKE) --no-print-directory package FUNCTIONS="$(TESTED_FUNCTIONS)"
+	CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+		$(MAKE) --no-print-directory package FUNCTIONS="$(TESTED_FUNCTIONS)"
 
 deploy: package ## Deploy to AWS with `sam deploy --guided` (needs AWS credentials; see README)
 	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI:" \

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use hashgate_core::digest::{digest_bytes, Algorithm, AlgorithmSet};
 use hashgate_core::event::ObjectRef;
 
@@ -563,11 +564,25 @@ pub async fn case_ids(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Str
 
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
+    free_ports::<1>(&[])[0]
+}
+
+/// `N` distinct free loopback ports, none of them in `taken`: every listener is held until
+/// all are picked, so a server given several ports never gets the same one twice.
+pub fn free_ports<const N: usize>(taken: &[u16]) -> [u16; N] {
+    let mut held = Vec::new();
+    let mut ports = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        held.push(listener);
+        if !taken.contains(&port) {
+            ports[i] = port;
+            i += 1;
+        }
+    }
+    ports
 }
 
 /// A SeaweedFS server of its own (`weed mini` from `.venv`: master, volume server, filer and
@@ -603,7 +618,16 @@ impl Seaweed {
         .expect("notification.toml");
         let log = dir.path().join("weed.log");
         let file = std::fs::File::create(&log).expect("weed log");
-        let s3_port = free_port();
+        // The webhook's port is free until the worker starts: keep SeaweedFS off it.
+        let webhook_port = webhook
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|authority| authority.rsplit(':').next())
+            .and_then(|port| port.parse::<u16>().ok())
+            .unwrap_or(0);
+        let ports = free_ports::<10>(&[webhook_port]);
+        let s3_port = ports[0];
         let mut cmd = Command::new(&weed);
         cmd.current_dir(dir.path())
             .arg("mini")
@@ -611,12 +635,20 @@ impl Seaweed {
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
             .args(["-webdav=false", "-admin.ui=false"])
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+            // Left to itself, mini sizes volumes by the free disk space (up to 1 GiB each) and
+            // allows free space / size of them, while every bucket is a collection that grows
+            // seven volumes at once: on a machine with a few GiB free the third bucket found
+            // no volume to write to. Small volumes, a fixed count, one grown at a time.
+            .args(["-master.volumeSizeLimitMB=32", "-volume.max=64"])
+            .env("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
+            .arg("-master.telemetry=false")
             .arg(format!("-s3.port={s3_port}"));
+        let mut next = ports[1..].iter();
         for server in ["master", "volume", "filer", "s3", "admin"] {
             if server != "s3" {
-                cmd.arg(format!("-{server}.port={}", free_port()));
+                cmd.arg(format!("-{server}.port={}", next.next().unwrap()));
             }
-            cmd.arg(format!("-{server}.port.grpc={}", free_port()));
+            cmd.arg(format!("-{server}.port.grpc={}", next.next().unwrap()));
         }
         let child = cmd
             .stdout(Stdio::from(file.try_clone().expect("log handle")))
@@ -648,10 +680,44 @@ impl Seaweed {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// An S3 client for the gateway (it takes any credentials unless configured otherwise).
+    /// An S3 client for the gateway (it takes any credentials unless configured otherwise),
+    /// once the store takes writes: the gateway listens before the master has its volume
+    /// server, so an object is written to a bucket of its own (its events go nowhere: the
+    /// webhook does not listen yet) until that succeeds.
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         let sdk = crate::config_loader_for(&self.s3_endpoint).await;
-        hashgate_aws::s3_client(&sdk)
+        let s3 = hashgate_aws::s3_client(&sdk);
+        let start = Instant::now();
+        let mut last: String;
+        loop {
+            match s3.create_bucket().bucket("hashgate-probe").send().await {
+                Err(e)
+                    if !matches!(
+                        e.code(),
+                        Some("BucketAlreadyExists" | "BucketAlreadyOwnedByYou")
+                    ) =>
+                {
+                    last = format!("create bucket: {e:?}")
+                }
+                _ => match s3
+                    .put_object()
+                    .bucket("hashgate-probe")
+                    .key("probe")
+                    .body(vec![7u8; 64 * 1024].into())
+                    .send()
+                    .await
+                {
+                    Ok(_) => return s3,
+                    Err(e) => last = format!("put: {e:?}"),
+                },
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "SeaweedFS took no write within 90 s ({last}):\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
 
@@ -696,7 +762,7 @@ impl Rabbit {
         );
         let dir = tempfile::tempdir().expect("a RabbitMQ directory");
         std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("plugins file");
-        let (amqp, dist, epmd_port) = (free_port(), free_port(), free_port());
+        let [amqp, dist, epmd_port] = free_ports::<3>(&[]);
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
         let child = Command::new(server)
             .env("RABBITMQ_NODENAME", format!("hashgate{amqp}@localhost"))
