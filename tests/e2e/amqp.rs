@@ -6,13 +6,15 @@
 //! dead-lettered at once; a message taken by a worker that cannot finish it (its case store
 //! unreachable) and killed with SIGKILL is redelivered to the next worker and becomes
 //! exactly one case; a message that keeps failing is dead-lettered by the broker after
-//! `HASHGATE_MAX_ATTEMPTS` deliveries; SIGTERM drains a worker.
+//! `HASHGATE_MAX_ATTEMPTS` deliveries; SIGTERM drains a worker. The worker serves `/readyz`
+//! once consuming and `/metrics` with its token, and logs JSON lines when asked to.
 
 use std::time::Duration;
 
 use hashgate_core::event::ObjectRef;
 use hashgate_e2e::{
-    case_ids, ceph_notification, eventually, get, import_list, put, tags, Rabbit, Stack, Worker,
+    case_ids, ceph_notification, eventually, free_port, get, import_list, put, tags, Rabbit, Stack,
+    Worker,
 };
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -20,6 +22,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 const WAIT: Duration = Duration::from_secs(90);
 const EXCHANGE: &str = "ceph-notifications";
+const OPS_TOKEN: &str = "amqp-e2e-metrics-token-0123456789";
 
 fn ceph(object: &ObjectRef, size: usize) -> String {
     ceph_notification(object, size).to_string()
@@ -111,8 +114,26 @@ async fn ceph_notifications_through_rabbitmq_are_scanned_once_and_never_lost() {
     ];
     import_list(&stack, &listed, &[]);
 
-    let mut first = worker(&stack, &rabbit, &[]);
+    // The first worker serves its health and metrics, and logs JSON lines, as it would in
+    // Kubernetes.
+    let ops = format!("127.0.0.1:{}", free_port());
+    let mut first = worker(
+        &stack,
+        &rabbit,
+        &[
+            ("HASHGATE_HTTP_LISTEN", ops.as_str()),
+            ("HASHGATE_HTTP_TOKEN", OPS_TOKEN),
+            ("HASHGATE_LOG_FORMAT", "json"),
+        ],
+    );
     consuming(&first).await;
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("http://{ops}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200, "ready once consuming");
     let broker = Broker::connect(&rabbit.url).await;
     let one = put(&s3, &uploads, "amqp/listed one ünï+%.bin", listed[0]).await;
     let clean = put(&s3, &uploads, "amqp/clean.txt", b"amqp e2e: clean").await;
@@ -147,6 +168,36 @@ async fn ceph_notifications_through_rabbitmq_are_scanned_once_and_never_lost() {
         0,
         "everything acknowledged"
     );
+    let healthz = http.get(format!("http://{ops}/healthz")).send().await;
+    assert_eq!(healthz.expect("healthz").status(), 200);
+    let anonymous = http.get(format!("http://{ops}/metrics")).send().await;
+    assert_eq!(
+        anonymous.expect("metrics").status(),
+        401,
+        "metrics need the token"
+    );
+    let metrics = http
+        .get(format!("http://{ops}/metrics"))
+        .bearer_auth(OPS_TOKEN)
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    for line in [
+        "hashgate_scans_total{status=\"clean\"} 1",
+        "hashgate_scans_total{status=\"match\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    for line in first.log().lines().filter(|l| !l.trim().is_empty()) {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        assert!(
+            entry["timestamp"].is_string() && entry["level"].is_string(),
+            "{line}"
+        );
+    }
 
     // SIGTERM drains the worker.
     first.signal("TERM");

@@ -60,6 +60,10 @@ pub const VARIABLES: &[Variable] = &[
             "worker mode only; in Lambda the schedule rule invokes the function",
         ),
     },
+    Variable {
+        name: "HASHGATE_LOG_FORMAT",
+        deployed: Deployed::NotInLambda("outside Lambda only: in Lambda, logs are always JSON"),
+    },
 ];
 
 /// Worker mode (outside Lambda) polls the lists queue itself.

@@ -9,7 +9,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    hashgate_aws::logging::init(in_lambda);
+    hashgate_aws::logging::init(in_lambda)?;
     let config = Config::from_env()?;
     let sdk = hashgate_aws::sdk_config().await;
     let handler = hashgate_hashlist_sync::connect::handler(&config, &sdk).await?;

@@ -51,6 +51,10 @@ pub const VARIABLES: &[Variable] = &[
              HASHGATE_CYBERTIP_SECRET names, never in the environment",
         ),
     },
+    Variable {
+        name: "HASHGATE_LOG_FORMAT",
+        deployed: Deployed::NotInLambda("outside Lambda only: in Lambda, logs are always JSON"),
+    },
 ];
 
 /// What Lambda does with the function's role: the function's output goes to its log group,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    hashgate_aws::logging::init(in_lambda);
+    hashgate_aws::logging::init(in_lambda)?;
     if !in_lambda {
         anyhow::bail!(
             "the report sender runs in AWS Lambda only (AWS_LAMBDA_RUNTIME_API is not set); \

@@ -66,6 +66,10 @@ pub const VARIABLES: &[Variable] = &[
             "the local HTTP server's address; in Lambda the HTTP API delivers the requests",
         ),
     },
+    Variable {
+        name: "HASHGATE_LOG_FORMAT",
+        deployed: Deployed::NotInLambda("outside Lambda only: in Lambda, logs are always JSON"),
+    },
 ];
 
 /// What Lambda does with the function's role: the function's output goes to its log group.

@@ -13,7 +13,7 @@ use hashgate_review_api::{config::Config, deployed, routes};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    hashgate_aws::logging::init(in_lambda);
+    hashgate_aws::logging::init(in_lambda)?;
     let config = Config::from_env()?;
     let router = routes::router(deployed::connect(&config).await);
     if in_lambda {

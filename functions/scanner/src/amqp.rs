@@ -14,7 +14,7 @@
 //! dead-lettered at once, with the reason logged. At most `HASHGATE_AMQP_PREFETCH` deliveries
 //! are in hand at a time. A lost connection is re-established; whatever was unacknowledged
 //! comes back from the broker. SIGTERM cancels the consumer, finishes the deliveries in
-//! hand, and closes the connection.
+//! hand, and closes the connection. It is ready (`/readyz`) while it consumes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,7 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio_stream::StreamExt;
 
 use crate::app::DeployedApp;
+use crate::ops::Readiness;
 use crate::spool::backoff;
 
 /// The AMQP ingress's settings (`HASHGATE_AMQP_*`).
@@ -104,22 +105,30 @@ fn delivery_count(properties: &lapin::BasicProperties) -> u32 {
 pub async fn run(
     app: Arc<DeployedApp>,
     config: AmqpConfig,
+    readiness: Arc<Readiness>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let draining = readiness.clone();
     tokio::spawn(async move {
         shutdown.await;
+        draining.drain();
         tracing::info!("draining: no new deliveries; finishing the ones in hand");
         let _ = stop.send(true);
     });
     loop {
-        match consume(app.clone(), &config, stopping.clone()).await {
+        let outcome = consume(app.clone(), &config, &readiness, stopping.clone()).await;
+        match outcome {
             Ok(true) => {
                 tracing::info!("worker stopped");
                 return Ok(());
             }
-            Ok(false) => tracing::warn!("the AMQP consumer ended; reconnecting"),
+            Ok(false) => {
+                readiness.not_ready("the AMQP consumer was cancelled; reconnecting");
+                tracing::warn!("the AMQP consumer ended; reconnecting")
+            }
             Err(e) => {
+                readiness.not_ready(format!("AMQP connection lost: {e}"));
                 tracing::error!(error = %e, url = %config.redacted_url(), "AMQP connection lost; reconnecting")
             }
         }
@@ -137,6 +146,7 @@ pub async fn run(
 async fn consume(
     app: Arc<DeployedApp>,
     config: &AmqpConfig,
+    readiness: &Readiness,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<bool> {
     let connection = Connection::connect(&config.url, ConnectionProperties::default()).await?;
@@ -162,6 +172,7 @@ async fn consume(
         prefetch = config.prefetch,
         "AMQP ingress consuming"
     );
+    readiness.ready();
     let mut in_hand = tokio::task::JoinSet::new();
     let mut stopped = false;
     let mut failure = None;

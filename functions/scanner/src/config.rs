@@ -4,6 +4,7 @@
 //! values, so that every variable's default, valid values and refusals are unit-tested with
 //! a literal map. [`Config::from_env`] only hands it the process environment.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use hashgate_core::pipeline::PerceptualConfig;
 use hashgate_core::quarantine::Mode;
 
 use crate::amqp::AmqpConfig;
+use crate::ops::OpsConfig;
 use crate::webhook::WebhookConfig;
 
 /// Where the exact hash store is.
@@ -48,6 +50,9 @@ pub struct Config {
     pub perceptual: PerceptualConfig,
     /// Worker mode: where events come from (`HASHGATE_INGRESS`); None in Lambda.
     pub ingress: Option<Ingress>,
+    /// The SQS and AMQP workers' health and metrics endpoints, when `HASHGATE_HTTP_LISTEN`
+    /// is set (the webhook always serves them, beside its events).
+    pub ops: Option<OpsConfig>,
 }
 
 /// How a worker outside Lambda receives events.
@@ -221,8 +226,49 @@ impl Config {
             tag_clean: vars.flag("HASHGATE_TAG_CLEAN", true)?,
             perceptual,
             ingress: ingress(&vars)?,
+            ops: ops(&vars)?,
         })
     }
+}
+
+/// `HASHGATE_HTTP_TOKEN`, required by `what`, and long enough.
+fn http_token<F: Fn(&str) -> Option<String>>(vars: &Vars<F>, what: &str) -> anyhow::Result<String> {
+    let token = vars
+        .get("HASHGATE_HTTP_TOKEN")
+        .with_context(|| format!("{what} needs HASHGATE_HTTP_TOKEN"))?;
+    if token.trim().chars().count() < WebhookConfig::MIN_TOKEN_CHARS {
+        bail!(
+            "HASHGATE_HTTP_TOKEN: expected at least {} characters (e.g. `openssl rand -hex 32`)",
+            WebhookConfig::MIN_TOKEN_CHARS
+        );
+    }
+    Ok(token.trim().to_string())
+}
+
+fn listen<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> anyhow::Result<SocketAddr> {
+    vars.parsed(
+        "HASHGATE_HTTP_LISTEN",
+        WebhookConfig::DEFAULT_LISTEN
+            .parse()
+            .expect("default address"),
+        "an address and port such as 127.0.0.1:8087 or 0.0.0.0:8087",
+        any,
+    )
+}
+
+/// The SQS and AMQP workers serve `/healthz`, `/readyz` and `/metrics` only when asked to
+/// listen: several workers on one machine would otherwise fight over the default port.
+fn ops<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> anyhow::Result<Option<OpsConfig>> {
+    let ingress = vars.get("HASHGATE_INGRESS");
+    if ingress.as_deref().map(str::trim) == Some("http")
+        || vars.get("HASHGATE_HTTP_LISTEN").is_none()
+    {
+        return Ok(None);
+    }
+    Ok(Some(OpsConfig {
+        listen: listen(vars)?,
+        token: http_token(vars, "HASHGATE_HTTP_LISTEN (the token /metrics takes)")?,
+    }))
 }
 
 /// `HASHGATE_INGRESS` and what it needs. Without it, a set `HASHGATE_SCAN_QUEUE_URL` means
@@ -237,25 +283,10 @@ fn ingress<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> anyhow::Result<Opti
             )?,
         })),
         Some("http") => {
-            let token = vars.get("HASHGATE_HTTP_TOKEN").context(
-                "HASHGATE_INGRESS=http needs HASHGATE_HTTP_TOKEN, the token stores must send",
-            )?;
-            if token.trim().chars().count() < WebhookConfig::MIN_TOKEN_CHARS {
-                bail!(
-                    "HASHGATE_HTTP_TOKEN: expected at least {} characters (e.g. `openssl rand -hex 32`)",
-                    WebhookConfig::MIN_TOKEN_CHARS
-                );
-            }
+            let token = http_token(vars, "HASHGATE_INGRESS=http (the token stores must send)")?;
             Ok(Some(Ingress::Http(WebhookConfig {
-                listen: vars.parsed(
-                    "HASHGATE_HTTP_LISTEN",
-                    WebhookConfig::DEFAULT_LISTEN
-                        .parse()
-                        .expect("default address"),
-                    "an address and port such as 127.0.0.1:8087 or 0.0.0.0:8087",
-                    any,
-                )?,
-                token: token.trim().to_string(),
+                listen: listen(vars)?,
+                token,
                 spool_dir: vars
                     .get("HASHGATE_SPOOL_DIR")
                     .context(
@@ -671,6 +702,29 @@ mod tests {
         assert_eq!((web.listen.port(), web.concurrency), (9000, 16));
     }
 
+    #[test]
+    fn queue_workers_serve_health_and_metrics_only_when_asked() {
+        assert!(ok(parse(&amqp())).ops.is_none());
+        let mut vars = amqp();
+        vars.insert("HASHGATE_HTTP_LISTEN", "0.0.0.0:8087".into());
+        assert!(err(parse(&vars)).contains("HASHGATE_HTTP_TOKEN"));
+        vars.insert("HASHGATE_HTTP_TOKEN", "short".into());
+        assert!(err(parse(&vars)).contains("at least 16"));
+        vars.insert("HASHGATE_HTTP_TOKEN", "0123456789abcdef0123".into());
+        let ops = ok(parse(&vars)).ops.expect("ops");
+        assert_eq!(ops.listen.to_string(), "0.0.0.0:8087");
+        assert!(!format!("{ops:?}").contains("0123456789abcdef"));
+        let mut sqs = dynamo();
+        sqs.insert("HASHGATE_SCAN_QUEUE_URL", "https://sqs.example/scan".into());
+        sqs.insert("HASHGATE_HTTP_LISTEN", "127.0.0.1:9100".into());
+        sqs.insert("HASHGATE_HTTP_TOKEN", "0123456789abcdef0123".into());
+        assert_eq!(ok(parse(&sqs)).ops.expect("ops").listen.port(), 9100);
+        // The webhook serves them itself.
+        let mut web = http();
+        web.insert("HASHGATE_HTTP_LISTEN", "127.0.0.1:9100".into());
+        assert!(ok(parse(&web)).ops.is_none());
+    }
+
     fn amqp() -> Map {
         let mut vars = dynamo();
         vars.insert("HASHGATE_INGRESS", "amqp".into());
@@ -777,12 +831,12 @@ mod tests {
                 "the parser reads {name}, which deployment::VARIABLES does not declare"
             );
         }
-        // And the parser reads every declared variable but the log filter, which main.rs
-        // reads before there is a configuration.
+        // And the parser reads every declared variable but the log filter and format, which
+        // main.rs reads before there is a configuration.
         let unread: Vec<&str> = declared
             .into_iter()
             .filter(|name| !read.contains(*name))
             .collect();
-        assert_eq!(unread, ["HASHGATE_LOG"]);
+        assert_eq!(unread, ["HASHGATE_LOG", "HASHGATE_LOG_FORMAT"]);
     }
 }

@@ -81,6 +81,10 @@ pub const VARIABLES: &[Variable] = &[
             "worker mode only; in Lambda the SQS event source delivers the scan queue",
         ),
     },
+    Variable {
+        name: "HASHGATE_LOG_FORMAT",
+        deployed: Deployed::NotInLambda("outside Lambda only: in Lambda, logs are always JSON"),
+    },
 ];
 
 /// Worker mode (outside Lambda) polls the scan queue itself.

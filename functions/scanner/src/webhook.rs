@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
@@ -42,6 +42,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use crate::app::DeployedApp;
+use crate::ops::{self, answer, unauthorized, unavailable};
 use crate::prom::WorkerMetrics;
 use crate::spool::{self, Failed, Spool};
 
@@ -156,10 +157,6 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
         .then_some(rest.trim_start())
 }
 
-fn answer(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
 async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let response = take(&shared, &headers, body).await;
     shared.metrics.received(match response.status() {
@@ -173,37 +170,8 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     response
 }
 
-fn unauthorized() -> Response {
-    let mut r = answer(
-        StatusCode::UNAUTHORIZED,
-        json!({"error": "missing or wrong token (Authorization: Bearer <HASHGATE_HTTP_TOKEN>)"}),
-    );
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("header"));
-    r
-}
-
 async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, &shared.token) {
-        return unauthorized();
-    }
-    let now = shared.app.now();
-    let (version, age) = match shared.app.filter_in_use().await {
-        Some((built, version)) => (
-            version,
-            Duration::from_secs(now.duration_since(built).as_secs().max(0) as u64),
-        ),
-        None => (0, Duration::ZERO),
-    };
-    shared.metrics.filter(version, age);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        shared.metrics.render(),
-    )
-        .into_response()
+    ops::metrics_response(&shared.app, &shared.metrics, &headers, &shared.token).await
 }
 
 /// The answer to one body.
@@ -268,15 +236,6 @@ async fn take(shared: &Shared, headers: &HeaderMap, body: Bytes) -> Response {
             json!({"error": format!("cannot store the event: {e}")}),
         ),
     }
-}
-
-fn unavailable(why: &str, retry_after_seconds: u32) -> Response {
-    let mut r = answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": why}));
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        retry_after_seconds.to_string().parse().expect("header"),
-    );
-    r
 }
 
 async fn ready(State(shared): State<Shared>) -> Response {

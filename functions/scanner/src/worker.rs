@@ -1,19 +1,21 @@
 //! Worker mode: long-poll an SQS queue of S3 notifications and run the same handler as in
 //! Lambda. A message is deleted only after everything in it was handled; a failed one
 //! becomes visible again and, after the queue's maxReceiveCount, goes to its dead-letter
-//! queue.
+//! queue. It is ready (`/readyz`) while its last receive succeeded.
 
 use std::sync::Arc;
 
 use hashgate_core::event::parse_body;
 
 use crate::app::DeployedApp;
+use crate::ops::Readiness;
 
 /// Poll until `shutdown` resolves; the messages in hand are finished first (a poll in
 /// progress is abandoned: what it would have received stays on the queue).
 pub async fn run(
     app: Arc<DeployedApp>,
     queue_url: String,
+    readiness: Arc<Readiness>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let sdk = hashgate_aws::sdk_config().await;
@@ -33,14 +35,19 @@ pub async fn run(
             .send();
         let out = tokio::select! {
             _ = &mut shutdown => {
+                readiness.drain();
                 tracing::info!("worker stopping");
                 return Ok(());
             }
             out = receive => out,
         };
         let out = match out {
-            Ok(o) => o,
+            Ok(o) => {
+                readiness.ready();
+                o
+            }
             Err(e) => {
+                readiness.not_ready(format!("cannot receive from the scan queue: {e}"));
                 tracing::error!(error = ?e, "cannot receive from the scan queue; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 continue;
