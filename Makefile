@@ -65,11 +65,12 @@ tests/browser/node_modules/.stamp: tests/browser/package-lock.json tests/browser
 	npm ci --prefix tests/browser --no-audit --no-fund
 	touch $@
 
-lint-infra: venv $(VENV)-checkov/.stamp ## cfn-lint and checkov on infra/template.yaml (zero errors, zero failed checks)
+lint-infra: venv $(VENV)-checkov/.stamp $(VENV)-k8s/.stamp ## cfn-lint and checkov on infra/template.yaml; the Kubernetes manifests against the API's and KEDA's schemas
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	# Suppressions are made (and justified) in the template, next to what they excuse.
 	$(VENV)-checkov/bin/checkov --file infra/template.yaml --framework cloudformation --compact \
 		--quiet --skip-download
+	$(VENV)-k8s/bin/python scripts/check_kubernetes.py infra/kubernetes
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -142,6 +143,11 @@ $(VENV)/.stamp: scripts/requirements.txt
 $(VENV)-checkov/.stamp: scripts/requirements-checkov.txt
 	test -x $(VENV)-checkov/bin/python || $(PYTHON) -m venv $(VENV)-checkov
 	$(VENV)-checkov/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-checkov.txt
+	touch $@
+
+$(VENV)-k8s/.stamp: scripts/requirements-k8s.txt
+	test -x $(VENV)-k8s/bin/python || $(PYTHON) -m venv $(VENV)-k8s
+	$(VENV)-k8s/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-k8s.txt
 	touch $@
 
 # The PDQ oracle (scripts/pdq_oracle.py): Meta's C++ PDQ through PyPI pdqhash, built with g++.
