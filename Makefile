@@ -17,6 +17,8 @@ CHROMIUM := /usr/bin/chromium
 XMLLINT := /usr/bin/xmllint
 # The AMQP ingress is tested against Debian's RabbitMQ (started by the test, on loopback).
 RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
+# Ceph RGW is tested as a single-node cluster (scripts/ceph.sh), from Debian's packages.
+RADOSGW := /usr/bin/radosgw
 
 .PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines package package-tested deploy clean
 
@@ -37,7 +39,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: venv $(VENV)-pdq/.stamp package-tested $(CHROMIUM) $(XMLLINT) $(RABBITMQ) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
+unit: venv $(VENV)-pdq/.stamp package-tested $(CHROMIUM) $(XMLLINT) $(RABBITMQ) $(RADOSGW) tests/browser/node_modules/.stamp ## The test suites (unit, CLI end to end, multi-GiB digests, the pipeline on the local stack, the review page in Chromium)
 	@mkdir -p $(CARGO_TARGET_DIR)
 	# The end-to-end tests run the real binaries; cargo test builds a binary only for its
 	# own package's tests, so build them all first.
@@ -59,6 +61,15 @@ $(RABBITMQ):
 		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
 		trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
+
+# Installed, not started, like RabbitMQ: the Ceph test starts a cluster of its own.
+$(RADOSGW):
+	apt-get update -qq
+	set -e; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			ceph-mon ceph-osd radosgw ceph-common curl
 
 tests/browser/node_modules/.stamp: tests/browser/package-lock.json tests/browser/package.json
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
@@ -111,11 +122,11 @@ package: venv ## Build every function as a Lambda zip: target/lambda/<function>/
 	@for f in $(FUNCTIONS); do ls -l $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; done
 
 # The test zips are built by the same cargo-lambda command, for the same target and glibc,
-# with the release profile lightened (no LTO, 16 codegen units, opt-level 1): the tests check
+# with the release profile lightened (no LTO, no optimisation): the tests check
 # the packaging and the runtime contract, not the optimiser, and the full release profile was
 # the longest step of `make test`. `make package` builds what deploys.
 package-tested: venv ## Build the Lambda zips the tests run (TESTED_FUNCTIONS), as make test does
-	CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+	CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
 		$(MAKE) --no-print-directory package FUNCTIONS="$(TESTED_FUNCTIONS)"
 
 deploy: package ## Deploy to AWS with `sam deploy --guided` (needs AWS credentials; see README)

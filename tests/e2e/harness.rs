@@ -928,3 +928,106 @@ pub async fn put_multipart(
         etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
     }
 }
+
+/// A single-node Ceph cluster of its own with its S3 gateway (`scripts/ceph.sh`: a monitor,
+/// a memstore OSD and RGW from Debian's packages, on loopback ports), and an S3 user.
+/// Stopped when dropped.
+pub struct Ceph {
+    dir: tempfile::TempDir,
+    /// The gateway, e.g. `http://127.0.0.1:40123`.
+    pub endpoint: String,
+}
+
+impl Ceph {
+    pub const ACCESS_KEY: &'static str = "HASHGATECEPHACCESS01";
+    pub const SECRET_KEY: &'static str = "hashgate-ceph-secret-key-0123456789abcdef";
+
+    pub fn start() -> Ceph {
+        assert!(
+            Path::new("/usr/bin/radosgw").exists(),
+            "/usr/bin/radosgw is missing: install Debian's ceph-mon, ceph-osd and radosgw \
+             (make test does)"
+        );
+        let dir = tempfile::tempdir().expect("a Ceph directory");
+        let [mon, rgw] = free_ports::<2>(&[]);
+        let out = Command::new(repo_root().join("scripts/ceph.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .args([mon.to_string(), rgw.to_string()])
+            .args([Self::ACCESS_KEY, Self::SECRET_KEY])
+            .output()
+            .expect("run scripts/ceph.sh");
+        let ceph = Ceph {
+            dir,
+            endpoint: format!("http://127.0.0.1:{rgw}"),
+        };
+        assert!(
+            out.status.success(),
+            "Ceph did not start:\n{}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            ceph.log()
+        );
+        ceph
+    }
+
+    /// The gateway's and the OSD's logs, their last lines.
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for name in ["client.rgw.a", "osd.0", "mon.a"] {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("log/{name}.log")))
+                .unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            out.push_str(&format!("--- {name} ---\n{}\n", tail.join("\n")));
+        }
+        out
+    }
+
+    /// An S3 client for the gateway, as the S3 user.
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = hashgate_aws::config_loader()
+            .region(Region::new("default"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                Self::ACCESS_KEY,
+                Self::SECRET_KEY,
+                None,
+                None,
+                "ceph",
+            ))
+            .load()
+            .await;
+        hashgate_aws::s3_client(&sdk)
+    }
+
+    /// A topic pushing to `push_endpoint` (with `attributes`), and `bucket`'s object-created
+    /// events sent to it, through RGW's SNS API as an operator would.
+    pub fn notify(&self, bucket: &str, topic: &str, push_endpoint: &str, attributes: &[&str]) {
+        let out = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("scripts/ceph_notify.py"))
+            .args([&self.endpoint, Self::ACCESS_KEY, Self::SECRET_KEY])
+            .args([bucket, topic, push_endpoint])
+            .args(attributes)
+            .output()
+            .expect("run scripts/ceph_notify.py");
+        assert!(
+            out.status.success(),
+            "topic {topic} for {bucket}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+}
+
+impl Drop for Ceph {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log());
+        }
+        let _ = Command::new(repo_root().join("scripts/ceph.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -4,7 +4,9 @@
 //! `POST /` (or `/events`) with the notification as the body, and the token as
 //! `Authorization: Bearer <token>` (SeaweedFS's `bearer_token`), `Authorization: <token>`
 //! (MinIO's `auth_token`) or HTTP basic authentication with the token as the password (Ceph,
-//! whose push endpoint takes `http://hashgate:<token>@host:port/`). The answer:
+//! whose push endpoint takes `http://hashgate:<token>@host:port/`), or in the path,
+//! `POST /events/<token>` (Ceph RGW before Quincy, which takes no password in a plain-HTTP
+//! endpoint). The answer:
 //!
 //! - `202` once the body is durably spooled (see [`crate::spool`]): it is scanned after a
 //!   crash or restart if not before;
@@ -30,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -157,8 +159,29 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
         .then_some(rest.trim_start())
 }
 
+/// Whether the token in the path (`POST /events/<token>`) is `token`.
+fn path_authorized(offered: &str, token: &str) -> bool {
+    offered.len() == token.len() && bool::from(offered.as_bytes().ct_eq(token.as_bytes()))
+}
+
 async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let response = take(&shared, &headers, body).await;
+    let ok = authorized(&headers, &shared.token);
+    count(&shared, take(&shared, ok, body).await)
+}
+
+/// `POST /events/<token>`: for a store that cannot send a credential in plain HTTP (Ceph
+/// RGW before Quincy refuses a topic whose endpoint holds a password unless RGW itself is
+/// reached over HTTPS).
+async fn receive_with_path_token(
+    State(shared): State<Shared>,
+    Path(offered): Path<String>,
+    body: Bytes,
+) -> Response {
+    let ok = path_authorized(&offered, &shared.token);
+    count(&shared, take(&shared, ok, body).await)
+}
+
+fn count(shared: &Shared, response: Response) -> Response {
     shared.metrics.received(match response.status() {
         StatusCode::ACCEPTED => "accepted",
         StatusCode::OK => "ignored",
@@ -174,9 +197,9 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     ops::metrics_response(&shared.app, &shared.metrics, &headers, &shared.token).await
 }
 
-/// The answer to one body.
-async fn take(shared: &Shared, headers: &HeaderMap, body: Bytes) -> Response {
-    if !authorized(headers, &shared.token) {
+/// The answer to one body, `authorized` or not.
+async fn take(shared: &Shared, authorized: bool, body: Bytes) -> Response {
+    if !authorized {
         return unauthorized();
     }
     if shared.draining.load(Ordering::SeqCst) {
@@ -262,6 +285,7 @@ pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/", post(receive))
         .route("/events", post(receive))
+        .route("/events/{token}", post(receive_with_path_token))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -485,5 +509,19 @@ mod tests {
             assert!(!authorized(&with(&bad), token), "{bad}");
         }
         assert!(!authorized(&HeaderMap::new(), token));
+    }
+
+    #[test]
+    fn the_token_in_the_path_must_be_the_whole_token() {
+        let token = "0123456789abcdef0123";
+        assert!(path_authorized(token, token));
+        for bad in [
+            "",
+            "0123456789abcdef012",
+            "0123456789abcdef01234",
+            "x123456789abcdef0123",
+        ] {
+            assert!(!path_authorized(bad, token), "{bad}");
+        }
     }
 }
