@@ -20,7 +20,7 @@ RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 # Ceph RGW is tested as a single-node cluster (scripts/ceph.sh), from Debian's packages.
 RADOSGW := /usr/bin/radosgw
 
-.PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines package package-tested deploy clean
+.PHONY: help run demo-cli test lint lint-infra fmt unit bench bench-engines bench-workers soak package package-tested deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,6 +92,18 @@ bench: venv ## Benchmarks side by side with their references; rewrites BENCHMARK
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time clamav openssl; }
 	$(CARGO) build --release -p hashgate-cli -p hashgate-scanner -p hashgate-review-api -p hashgate-bench
 	$(CARGO_TARGET_DIR)/release/hashgate-bench --write BENCHMARKS.md
+
+# The self-hosted pipeline for minutes: a real Ceph RGW and RabbitMQ, two AMQP workers killed
+# in turn every few seconds, the store and the case store paused now and then; it must
+# converge with one case per listed upload and every clean upload tagged (tests/e2e/soak.rs).
+SOAK_UPLOADS ?= 10000
+soak: venv $(RABBITMQ) $(RADOSGW) ## 10,000 uploads through Ceph and RabbitMQ under worker kills and pauses; figures in target/soak.json
+	$(CARGO) build -p hashgate-scanner -p hashgate-cli
+	HASHGATE_SOAK_UPLOADS=$(SOAK_UPLOADS) $(CARGO) test -p hashgate-e2e --test soak -- --ignored --nocapture
+
+bench-workers: venv $(RABBITMQ) $(RADOSGW) ## One worker's uploads per second, Ceph through RabbitMQ and the local stack through SQS (release build); target/throughput.json
+	$(CARGO) build --release -p hashgate-scanner -p hashgate-cli
+	$(CARGO) test --release -p hashgate-e2e --test throughput -- --ignored --nocapture
 
 bench-engines: ## Compare embedded storage engines for the exact store (10M entries)
 	$(CARGO) run --release -p hashgate-bench --features engines --bin store-engines -- 10000000

@@ -90,6 +90,15 @@ impl Stack {
         Stack { state, env }
     }
 
+    /// The emulator's process id (to pause it: a case store that stops answering).
+    pub fn emulator_pid(&self) -> u32 {
+        std::fs::read_to_string(self.state.path().join("moto.pid"))
+            .expect("moto.pid")
+            .trim()
+            .parse()
+            .expect("a process id")
+    }
+
     /// A variable of `stack.env`.
     pub fn var(&self, name: &str) -> &str {
         self.env
@@ -982,6 +991,15 @@ impl Ceph {
             out.push_str(&format!("--- {name} ---\n{}\n", tail.join("\n")));
         }
         out
+    }
+
+    /// The gateway's process id (to pause it: a store that stops answering).
+    pub fn rgw_pid(&self) -> u32 {
+        std::fs::read_to_string(self.dir.path().join("run/client.rgw.a.pid"))
+            .expect("RGW's pid file")
+            .trim()
+            .parse()
+            .expect("a process id")
     }
 
     /// An S3 client for the gateway, as the S3 user.

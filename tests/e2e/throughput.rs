@@ -1,0 +1,235 @@
+//! `make bench-workers`: how many uploads one scanner worker handles per second, on a real
+//! Ceph RGW through RabbitMQ (the AMQP ingress) and on the local stack through SQS, outside
+//! `make test`. For each, `HASHGATE_BENCH_UPLOADS` clean uploads of 16 KiB (2,000 by
+//! default) are made while no worker runs, so their events wait in the queue; then one
+//! worker starts, and its `/metrics` are read every 100 ms: the rate is the scans counted
+//! between the first one and the last, over the time between them (start-up excluded). The
+//! figures are printed and written to `target/throughput.json`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashgate_e2e::{bin, free_port, repo_root, Ceph, Rabbit, Stack, Worker};
+
+const TOKEN: &str = "throughput-metrics-token-0123456789";
+const EXCHANGE: &str = "ceph";
+const TOPIC: &str = "hashgate-bench";
+
+fn uploads() -> u64 {
+    std::env::var("HASHGATE_BENCH_UPLOADS")
+        .ok()
+        .map(|v| v.parse().expect("HASHGATE_BENCH_UPLOADS: a number"))
+        .unwrap_or(2_000)
+}
+
+fn body(i: u64) -> Vec<u8> {
+    let mut b = format!("throughput {i}\n").into_bytes();
+    b.resize(16 * 1024, b'.');
+    b
+}
+
+async fn upload_all(s3: &aws_sdk_s3::Client, bucket: &str, n: u64) -> f64 {
+    let started = Instant::now();
+    let slots = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let slot = slots.clone().acquire_owned().await.expect("a slot");
+        let (s3, bucket) = (s3.clone(), bucket.to_string());
+        puts.spawn(async move {
+            let _slot = slot;
+            s3.put_object()
+                .bucket(bucket)
+                .key(format!("bench/{:02}/{i}.bin", i % 64))
+                .body(body(i).into())
+                .send()
+                .await
+                .expect("put");
+        });
+        while let Some(done) = puts.try_join_next() {
+            done.expect("an upload");
+        }
+    }
+    while let Some(done) = puts.join_next().await {
+        done.expect("an upload");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Scans the worker has counted (any outcome), or None while it does not answer.
+async fn scanned(http: &reqwest::Client, listen: &str) -> Option<u64> {
+    let text = http
+        .get(format!("http://{listen}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("hashgate_scans_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
+/// Start the worker with `start`, then time its scans from the first to the `n`th.
+async fn measure(n: u64, listen: &str, start: impl FnOnce() -> Worker) -> (f64, Worker) {
+    let http = reqwest::Client::new();
+    let worker = start();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let now = Instant::now();
+        assert!(
+            now < deadline,
+            "the worker did not finish:\n{}",
+            worker.log()
+        );
+        if let Some(count) = scanned(&http, listen).await {
+            if count > 0 && first.is_none() {
+                first = Some((now, count));
+            }
+            if count >= n {
+                let (t0, c0) = first.expect("a first count");
+                let seconds = now.duration_since(t0).as_secs_f64().max(0.001);
+                return ((count - c0) as f64 / seconds, worker);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "minutes long: make bench-workers"]
+async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack() {
+    let n = uploads();
+    let stack = Stack::start();
+
+    // Ceph RGW through RabbitMQ.
+    let rabbit = Rabbit::start();
+    let ceph = Ceph::start();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let db = dir.path().join("db");
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["lists", "import", "--db"])
+        .arg(&db)
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s3 = ceph.s3().await;
+    for bucket in ["uploads", "quarantine"] {
+        s3.create_bucket()
+            .bucket(bucket)
+            .object_lock_enabled_for_bucket(bucket == "quarantine")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
+    }
+    let listen = format!("127.0.0.1:{}", free_port());
+    let ceph_worker = || {
+        stack.worker(&[
+            ("AWS_ENDPOINT_URL_S3", ceph.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", Ceph::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", Ceph::SECRET_KEY),
+            ("HASHGATE_HASH_TABLE", ""),
+            ("HASHGATE_DB", db.to_str().unwrap()),
+            ("HASHGATE_QUARANTINE_BUCKET", "quarantine"),
+            ("HASHGATE_INGRESS", "amqp"),
+            ("HASHGATE_AMQP_URL", rabbit.url.as_str()),
+            ("HASHGATE_AMQP_EXCHANGE", EXCHANGE),
+            ("HASHGATE_AMQP_ROUTING_KEY", TOPIC),
+            ("HASHGATE_HTTP_LISTEN", listen.as_str()),
+            ("HASHGATE_HTTP_TOKEN", TOKEN),
+            ("HASHGATE_LOG", "warn"),
+        ])
+    };
+    // A first worker declares the exchange and the queue, then drains and stops, so the
+    // events wait in the queue.
+    let mut declare = ceph_worker();
+    let ready = format!("http://{listen}/readyz");
+    let started = Instant::now();
+    while !reqwest::get(&ready)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            declare.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    declare.signal("TERM");
+    declare.wait_exit(Duration::from_secs(30)).expect("drained");
+    let amqp_port = rabbit
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    ceph.notify(
+        "uploads",
+        TOPIC,
+        &format!("amqp://127.0.0.1:{amqp_port}"),
+        &[
+            &format!("amqp-exchange={EXCHANGE}"),
+            "amqp-ack-level=broker",
+        ],
+    );
+    let ceph_puts = upload_all(&s3, "uploads", n).await;
+    let (ceph_rate, worker) = measure(n, &listen, ceph_worker).await;
+    drop(worker);
+
+    // The local stack through SQS.
+    let sdk = stack.sdk().await;
+    let local_s3 = hashgate_aws::s3_client(&sdk);
+    let bucket = stack.var("HASHGATE_UPLOAD_BUCKET").to_string();
+    let local_puts = upload_all(&local_s3, &bucket, n).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (local_rate, worker) = measure(n, &listen, || {
+        stack.worker(&[
+            ("HASHGATE_HTTP_LISTEN", listen.as_str()),
+            ("HASHGATE_HTTP_TOKEN", TOKEN),
+            ("HASHGATE_LOG", "warn"),
+        ])
+    })
+    .await;
+    drop(worker);
+
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let summary = serde_json::json!({
+        "uploads": n,
+        "object_bytes": 16 * 1024,
+        "ceph_amqp_objects_per_second": round(ceph_rate),
+        "ceph_puts_per_second": round(ceph_puts),
+        "local_stack_sqs_objects_per_second": round(local_rate),
+        "local_stack_puts_per_second": round(local_puts),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|m| m.trim().to_string())),
+    });
+    println!("throughput: {summary}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    std::fs::write(
+        target.join("throughput.json"),
+        serde_json::to_string_pretty(&summary).unwrap(),
+    )
+    .unwrap();
+}
