@@ -4,7 +4,8 @@
 //! default) are made while no worker runs, so their events wait in the queue; then one
 //! worker starts, and its `/metrics` are read every 100 ms: the rate is the scans counted
 //! between the first one and the last, over the time between them (start-up excluded). The
-//! figures are printed and written to `target/throughput.json`.
+//! figures are printed and written to `target/throughput.json`. A second benchmark times
+//! `hashgate backfill` over a full bucket.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -229,6 +230,130 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
         .unwrap_or_else(|| repo_root().join("target"));
     std::fs::write(
         target.join("throughput.json"),
+        serde_json::to_string_pretty(&summary).unwrap(),
+    )
+    .unwrap();
+}
+
+/// `hashgate backfill` over a bucket of `HASHGATE_BENCH_BACKFILL_OBJECTS` objects of 1 KiB
+/// (100,000 by default) on a real Ceph RGW: objects scanned per second, unthrottled
+/// (`--rate 0`), 16 at a time, and the listing alone (`--dry-run`) for comparison. Written to
+/// `target/backfill.json`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "minutes long: make bench-workers"]
+async fn backfill_rate_on_a_full_ceph_bucket() {
+    let n: u64 = std::env::var("HASHGATE_BENCH_BACKFILL_OBJECTS")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .expect("HASHGATE_BENCH_BACKFILL_OBJECTS: a number")
+        })
+        .unwrap_or(100_000);
+    let stack = Stack::start();
+    let ceph = Ceph::start();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let db = dir.path().join("db");
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["lists", "import", "--db"])
+        .arg(&db)
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s3 = ceph.s3().await;
+    for bucket in ["full", "quarantine"] {
+        s3.create_bucket()
+            .bucket(bucket)
+            .object_lock_enabled_for_bucket(bucket == "quarantine")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
+    }
+    let started = Instant::now();
+    let slots = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let slot = slots.clone().acquire_owned().await.expect("a slot");
+        let s3 = s3.clone();
+        puts.spawn(async move {
+            let _slot = slot;
+            let mut b = format!("backfill {i}\n").into_bytes();
+            b.resize(1024, b'.');
+            s3.put_object()
+                .bucket("full")
+                .key(format!("old/{:03}/{i}.bin", i % 500))
+                .body(b.into())
+                .send()
+                .await
+                .expect("put");
+        });
+        while let Some(done) = puts.try_join_next() {
+            done.expect("an upload");
+        }
+    }
+    while let Some(done) = puts.join_next().await {
+        done.expect("an upload");
+    }
+    let fill_seconds = started.elapsed().as_secs_f64();
+
+    let run = |extra: &[&str]| {
+        let checkpoint = dir.path().join(format!("checkpoint-{}.json", extra.len()));
+        let started = Instant::now();
+        let out = stack
+            .command(bin("hashgate"))
+            .env("AWS_ENDPOINT_URL_S3", &ceph.endpoint)
+            .env("AWS_ACCESS_KEY_ID", Ceph::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", Ceph::SECRET_KEY)
+            .env("HASHGATE_HASH_TABLE", "")
+            .env("HASHGATE_DB", &db)
+            .env("HASHGATE_QUARANTINE_BUCKET", "quarantine")
+            .args(["backfill", "s3://full", "--json", "--rate", "0"])
+            .args(["--concurrency", "16", "--checkpoint"])
+            .arg(&checkpoint)
+            .args(extra)
+            .output()
+            .expect("run hashgate backfill");
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("the JSON summary");
+        (seconds, summary)
+    };
+    let (list_seconds, listed) = run(&["--dry-run"]);
+    assert_eq!(listed["objects"].as_u64(), Some(n), "{listed}");
+    let (scan_seconds, scanned) = run(&[]);
+    assert_eq!(scanned["outcomes"]["clean"].as_u64(), Some(n), "{scanned}");
+
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let summary = serde_json::json!({
+        "objects": n,
+        "object_bytes": 1024,
+        "fill_puts_per_second": round(n as f64 / fill_seconds),
+        "dry_run_seconds": round(list_seconds),
+        "dry_run_objects_per_second": round(n as f64 / list_seconds),
+        "backfill_seconds": round(scan_seconds),
+        "backfill_objects_per_second": round(n as f64 / scan_seconds),
+        "concurrency": 16,
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    });
+    println!("backfill: {summary}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    std::fs::write(
+        target.join("backfill.json"),
         serde_json::to_string_pretty(&summary).unwrap(),
     )
     .unwrap();
