@@ -8,10 +8,11 @@
 //! Listed uploads (one under a hostile key) are quarantined into an Object Lock bucket of
 //! the same cluster with exactly one case each; clean uploads are tagged and untouched.
 
+use std::path::Path;
 use std::time::Duration;
 
 use hashgate_e2e::{
-    bin, case_ids, eventually, free_port, get, md5_hex, put, tags, Ceph, Rabbit, Stack, Worker,
+    case_ids, eventually, free_port, get, local_db, put, tags, Ceph, Rabbit, Stack, Worker,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -31,17 +32,10 @@ async fn tagged_clean(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
     .await;
 }
 
-fn worker(stack: &Stack, ceph: &Ceph, db: &str, extra: &[(&str, &str)]) -> Worker {
-    let mut vars = vec![
-        ("AWS_ENDPOINT_URL_S3", ceph.endpoint.as_str()),
-        // RGW's user; the local stack's DynamoDB takes any credentials.
-        ("AWS_ACCESS_KEY_ID", Ceph::ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", Ceph::SECRET_KEY),
-        ("HASHGATE_HASH_TABLE", ""),
-        ("HASHGATE_DB", db),
-        ("HASHGATE_QUARANTINE_BUCKET", "quarantine"),
-    ];
-    vars.extend_from_slice(extra);
+fn worker(stack: &Stack, ceph: &Ceph, db: &Path, ingress: &[(&str, &str)]) -> Worker {
+    let db = db.to_str().unwrap();
+    let mut vars = ceph.worker_env(db);
+    vars.extend_from_slice(ingress);
     stack.worker(&vars)
 }
 
@@ -56,46 +50,21 @@ async fn ceph_rgw_notifications_over_amqp_and_http_are_scanned_and_quarantined()
 
     let listed_amqp = b"ceph e2e: listed, published to RabbitMQ".as_slice();
     let listed_http = b"ceph e2e: listed, pushed to the webhook".as_slice();
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(
-        &list,
-        format!("{}\n{}\n", md5_hex(listed_amqp), md5_hex(listed_http)),
-    )
-    .unwrap();
     // A hash database for each worker: the embedded store is one process's at a time.
-    let dbs = ["db-amqp", "db-http"].map(|name| dir.path().join(name));
-    for db in &dbs {
-        let out = stack
-            .command(bin("hashgate"))
-            .args(["lists", "import", "--db"])
-            .arg(db)
-            .arg(&list)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let [amqp_db, http_db] = dbs.each_ref().map(|d| d.to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let listed = [listed_amqp, listed_http];
+    let amqp_db = local_db(&stack, &dir.path().join("db-amqp"), &listed);
+    let http_db = local_db(&stack, &dir.path().join("db-http"), &listed);
 
     let s3 = ceph.s3().await;
-    for bucket in ["published", "pushed", "quarantine"] {
-        s3.create_bucket()
-            .bucket(bucket)
-            .object_lock_enabled_for_bucket(bucket == "quarantine")
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
-    }
+    ceph.buckets(&s3, &["published", "pushed", "quarantine"])
+        .await;
 
     // The workers first: the AMQP worker declares the exchange RGW publishes to.
     let amqp = worker(
         &stack,
         &ceph,
-        amqp_db,
+        &amqp_db,
         &[
             ("HASHGATE_INGRESS", "amqp"),
             ("HASHGATE_AMQP_URL", rabbit.url.as_str()),
@@ -109,7 +78,7 @@ async fn ceph_rgw_notifications_over_amqp_and_http_are_scanned_and_quarantined()
     let webhook = worker(
         &stack,
         &ceph,
-        http_db,
+        &http_db,
         &[
             ("HASHGATE_INGRESS", "http"),
             ("HASHGATE_HTTP_LISTEN", listen.as_str()),
@@ -132,25 +101,8 @@ async fn ceph_rgw_notifications_over_amqp_and_http_are_scanned_and_quarantined()
     })
     .await;
 
-    // Topics and notifications through RGW's SNS API. RabbitMQ's guest user (loopback
-    // only) is the default RGW connects with.
-    let amqp_port = rabbit
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    ceph.notify(
-        "published",
-        AMQP_TOPIC,
-        &format!("amqp://127.0.0.1:{amqp_port}"),
-        &[
-            &format!("amqp-exchange={EXCHANGE}"),
-            "amqp-ack-level=broker",
-        ],
-    );
+    // Topics and notifications through RGW's SNS API.
+    ceph.notify_amqp("published", AMQP_TOPIC, &rabbit, EXCHANGE);
     ceph.notify(
         "pushed",
         "hashgate-http",

@@ -471,6 +471,99 @@ pub fn import_list(stack: &Stack, md5s: &[&[u8]], sha256s: &[&[u8]]) {
     assert!(stdout.contains("filter: s3://"), "{stdout}");
 }
 
+/// A local hash database in `dir` (`hashgate lists import --db`) listing the MD5 of each of
+/// `bodies`, as a self-hosted worker keeps its lists. One per worker process: the embedded
+/// store is one process's at a time.
+pub fn local_db(stack: &Stack, dir: &Path, bodies: &[&[u8]]) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("the database's directory");
+    let list = dir.with_extension("list.txt");
+    let text: String = bodies.iter().map(|b| format!("{}\n", md5_hex(b))).collect();
+    std::fs::write(&list, text).expect("write the list");
+    let out = stack
+        .command(bin("hashgate"))
+        .args(["lists", "import", "--db"])
+        .arg(dir)
+        .arg(&list)
+        .output()
+        .expect("run hashgate");
+    assert!(
+        out.status.success(),
+        "import into {}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_path_buf()
+}
+
+/// Upload `n` objects, `key(i)` and `body(i)`, `at_once` at a time; the rate in PUTs a
+/// second. A failed PUT is retried (the store may be paused) up to 20 times.
+pub async fn upload_many(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    n: u64,
+    at_once: usize,
+    key: fn(u64) -> String,
+    body: impl Fn(u64) -> Vec<u8>,
+) -> f64 {
+    let started = Instant::now();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let slot = slots.clone().acquire_owned().await.expect("a slot");
+        let (s3, bucket, body) = (s3.clone(), bucket.to_string(), body(i));
+        puts.spawn(async move {
+            let _slot = slot;
+            let mut tries = 0;
+            while let Err(e) = s3
+                .put_object()
+                .bucket(&bucket)
+                .key(key(i))
+                .body(body.clone().into())
+                .send()
+                .await
+            {
+                tries += 1;
+                assert!(tries < 20, "put {}: {e:?}", key(i));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        while let Some(done) = puts.try_join_next() {
+            done.expect("an upload");
+        }
+    }
+    while let Some(done) = puts.join_next().await {
+        done.expect("an upload");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Write a long program's figures to `target/<name>.json` (with this machine's CPU) and
+/// print them.
+pub fn record(name: &str, mut figures: serde_json::Value) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|m| m.trim().to_string())
+    });
+    figures["cpu"] = serde_json::json!(cpu);
+    figures["profile"] = serde_json::json!(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    });
+    println!("{name}: {figures}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    std::fs::write(
+        target.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&figures).expect("JSON"),
+    )
+    .expect("write the figures");
+}
+
 /// Upload `body` and return exactly which object version it became.
 pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> ObjectRef {
     let out = s3
@@ -759,6 +852,8 @@ pub struct Rabbit {
     epmd_port: u16,
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
     pub url: String,
+    /// The AMQP port.
+    pub port: u16,
 }
 
 impl Rabbit {
@@ -799,6 +894,7 @@ impl Rabbit {
             dir,
             epmd_port,
             url: format!("amqp://guest:guest@127.0.0.1:{amqp}/%2f"),
+            port: amqp,
         };
         let start = Instant::now();
         while !rabbit.log().contains("Starting broker... completed") {
@@ -1000,6 +1096,46 @@ impl Ceph {
             .trim()
             .parse()
             .expect("a process id")
+    }
+
+    /// Create `buckets`; one named `quarantine` gets Object Lock.
+    pub async fn buckets(&self, s3: &aws_sdk_s3::Client, buckets: &[&str]) {
+        for &bucket in buckets {
+            s3.create_bucket()
+                .bucket(bucket)
+                .object_lock_enabled_for_bucket(bucket == "quarantine")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
+        }
+    }
+
+    /// What a scanner worker on this cluster needs beside its ingress: RGW's S3 API and
+    /// user (the local stack's DynamoDB takes any credentials), the hash database `db`, and
+    /// the `quarantine` bucket.
+    pub fn worker_env<'a>(&'a self, db: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("AWS_ENDPOINT_URL_S3", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", Self::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY),
+            ("HASHGATE_HASH_TABLE", ""),
+            ("HASHGATE_DB", db),
+            ("HASHGATE_QUARANTINE_BUCKET", "quarantine"),
+        ]
+    }
+
+    /// `bucket`'s object-created events published to `rabbit` on `exchange`, with `topic`
+    /// as the routing key (RGW connects as RabbitMQ's guest user, loopback only).
+    pub fn notify_amqp(&self, bucket: &str, topic: &str, rabbit: &Rabbit, exchange: &str) {
+        self.notify(
+            bucket,
+            topic,
+            &format!("amqp://127.0.0.1:{}", rabbit.port),
+            &[
+                &format!("amqp-exchange={exchange}"),
+                "amqp-ack-level=broker",
+            ],
+        );
     }
 
     /// An S3 client for the gateway, as the S3 user.

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashgate_e2e::{bin, case_ids, md5_hex, repo_root, tags, Ceph, Rabbit, Stack, Worker};
+use hashgate_e2e::{case_ids, local_db, record, tags, upload_many, Ceph, Rabbit, Stack, Worker};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
@@ -89,46 +89,19 @@ async fn soak() {
     let case_table = stack.var("HASHGATE_CASE_TABLE").to_string();
 
     let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    let lines: String = listed
-        .iter()
-        .map(|&i| format!("{}\n", md5_hex(&body(i, true))))
-        .collect();
-    std::fs::write(&list, lines).unwrap();
-    let dbs = ["db-0", "db-1"].map(|n| dir.path().join(n));
-    for db in &dbs {
-        let out = stack
-            .command(bin("hashgate"))
-            .args(["lists", "import", "--db"])
-            .arg(db)
-            .arg(&list)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let bodies: Vec<Vec<u8>> = listed.iter().map(|&i| body(i, true)).collect();
+    let bodies: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    let dbs = [0, 1].map(|n| {
+        let db = local_db(&stack, &dir.path().join(format!("db-{n}")), &bodies);
+        db.to_str().unwrap().to_string()
+    });
 
     let s3 = ceph.s3().await;
-    for bucket in ["uploads", "quarantine"] {
-        s3.create_bucket()
-            .bucket(bucket)
-            .object_lock_enabled_for_bucket(bucket == "quarantine")
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
-    }
+    ceph.buckets(&s3, &["uploads", "quarantine"]).await;
 
     let start_worker = |n: usize| -> Worker {
-        stack.worker(&[
-            ("AWS_ENDPOINT_URL_S3", ceph.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", Ceph::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", Ceph::SECRET_KEY),
-            ("HASHGATE_HASH_TABLE", ""),
-            ("HASHGATE_DB", dbs[n].to_str().unwrap()),
-            ("HASHGATE_QUARANTINE_BUCKET", "quarantine"),
+        let mut vars = ceph.worker_env(&dbs[n]);
+        vars.extend_from_slice(&[
             ("HASHGATE_INGRESS", "amqp"),
             ("HASHGATE_AMQP_URL", rabbit.url.as_str()),
             ("HASHGATE_AMQP_EXCHANGE", EXCHANGE),
@@ -136,29 +109,13 @@ async fn soak() {
             // Kills every few seconds may catch the same message more than once.
             ("HASHGATE_MAX_ATTEMPTS", "50"),
             ("HASHGATE_LOG", "warn"),
-        ])
+        ]);
+        stack.worker(&vars)
     };
     let mut workers = vec![start_worker(0), start_worker(1)];
     // The exchange exists once a worker has declared it.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let amqp_port = rabbit
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    ceph.notify(
-        "uploads",
-        TOPIC,
-        &format!("amqp://127.0.0.1:{amqp_port}"),
-        &[
-            &format!("amqp-exchange={EXCHANGE}"),
-            "amqp-ack-level=broker",
-        ],
-    );
+    ceph.notify_amqp("uploads", TOPIC, &rabbit, EXCHANGE);
 
     // Faults: the store and the case store paused now and then, until the uploads are done.
     let faulting = Arc::new(AtomicBool::new(true));
@@ -187,34 +144,10 @@ async fn soak() {
         let s3 = s3.clone();
         let listed: BTreeSet<u64> = listed.iter().copied().collect();
         tokio::spawn(async move {
-            let slots = Arc::new(tokio::sync::Semaphore::new(16));
-            let mut puts = tokio::task::JoinSet::new();
-            for i in 0..uploads {
-                let slot = slots.clone().acquire_owned().await.expect("a slot");
-                let (s3, body) = (s3.clone(), body(i, listed.contains(&i)));
-                puts.spawn(async move {
-                    let _slot = slot;
-                    let mut tries = 0;
-                    while let Err(e) = s3
-                        .put_object()
-                        .bucket("uploads")
-                        .key(key(i))
-                        .body(body.clone().into())
-                        .send()
-                        .await
-                    {
-                        tries += 1;
-                        assert!(tries < 20, "put {}: {e:?}", key(i));
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                });
-                while let Some(done) = puts.try_join_next() {
-                    done.expect("an upload");
-                }
-            }
-            while let Some(done) = puts.join_next().await {
-                done.expect("an upload");
-            }
+            upload_many(&s3, "uploads", uploads, 16, key, |i| {
+                body(i, listed.contains(&i))
+            })
+            .await
         })
     };
     let mut kills = 0u32;
@@ -289,32 +222,21 @@ async fn soak() {
     let dead = dead_letters(&rabbit.url).await;
     assert_eq!(dead, 0, "dead-lettered messages");
 
-    let summary = serde_json::json!({
-        "uploads": uploads,
-        "listed": listed.len(),
-        "cases": ids.len(),
-        "workers": 2,
-        "worker_kills": kills,
-        "store_pauses": rgw_pauses.load(Ordering::SeqCst),
-        "case_store_pauses": emulator_pauses.load(Ordering::SeqCst),
-        "upload_seconds": (upload_seconds * 10.0).round() / 10.0,
-        "converged_seconds": (converged_seconds * 10.0).round() / 10.0,
-        "objects_per_second": ((uploads as f64 / converged_seconds) * 10.0).round() / 10.0,
-        "dead_letters": dead,
-        "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1))
-            .map(|m| m.trim().to_string())),
-    });
-    println!("soak: {summary}");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    std::fs::write(
-        target.join("soak.json"),
-        serde_json::to_string_pretty(&summary).unwrap(),
-    )
-    .unwrap();
+    record(
+        "soak",
+        serde_json::json!({
+            "uploads": uploads,
+            "listed": listed.len(),
+            "cases": ids.len(),
+            "workers": 2,
+            "worker_kills": kills,
+            "store_pauses": rgw_pauses.load(Ordering::SeqCst),
+            "case_store_pauses": emulator_pauses.load(Ordering::SeqCst),
+            "upload_seconds": (upload_seconds * 10.0).round() / 10.0,
+            "converged_seconds": (converged_seconds * 10.0).round() / 10.0,
+            "objects_per_second": ((uploads as f64 / converged_seconds) * 10.0).round() / 10.0,
+            "dead_letters": dead,
+        }),
+    );
     drop(workers);
 }

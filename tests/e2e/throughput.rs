@@ -7,10 +7,9 @@
 //! figures are printed and written to `target/throughput.json`. A second benchmark times
 //! `hashgate backfill` over a full bucket.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashgate_e2e::{bin, free_port, repo_root, Ceph, Rabbit, Stack, Worker};
+use hashgate_e2e::{bin, free_port, local_db, record, upload_many, Ceph, Rabbit, Stack, Worker};
 
 const TOKEN: &str = "throughput-metrics-token-0123456789";
 const EXCHANGE: &str = "ceph";
@@ -29,31 +28,8 @@ fn body(i: u64) -> Vec<u8> {
     b
 }
 
-async fn upload_all(s3: &aws_sdk_s3::Client, bucket: &str, n: u64) -> f64 {
-    let started = Instant::now();
-    let slots = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut puts = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let slot = slots.clone().acquire_owned().await.expect("a slot");
-        let (s3, bucket) = (s3.clone(), bucket.to_string());
-        puts.spawn(async move {
-            let _slot = slot;
-            s3.put_object()
-                .bucket(bucket)
-                .key(format!("bench/{:02}/{i}.bin", i % 64))
-                .body(body(i).into())
-                .send()
-                .await
-                .expect("put");
-        });
-        while let Some(done) = puts.try_join_next() {
-            done.expect("an upload");
-        }
-    }
-    while let Some(done) = puts.join_next().await {
-        done.expect("an upload");
-    }
-    n as f64 / started.elapsed().as_secs_f64()
+fn key(i: u64) -> String {
+    format!("bench/{:02}/{i}.bin", i % 64)
 }
 
 /// Scans the worker has counted (any outcome), or None while it does not answer.
@@ -112,39 +88,18 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
     let rabbit = Rabbit::start();
     let ceph = Ceph::start();
     let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let db = dir.path().join("db");
-    let out = stack
-        .command(bin("hashgate"))
-        .args(["lists", "import", "--db"])
-        .arg(&db)
-        .arg(&list)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let db = local_db(
+        &stack,
+        &dir.path().join("db"),
+        &[b"nothing uploaded is listed"],
     );
+    let db = db.to_str().unwrap();
     let s3 = ceph.s3().await;
-    for bucket in ["uploads", "quarantine"] {
-        s3.create_bucket()
-            .bucket(bucket)
-            .object_lock_enabled_for_bucket(bucket == "quarantine")
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
-    }
+    ceph.buckets(&s3, &["uploads", "quarantine"]).await;
     let listen = format!("127.0.0.1:{}", free_port());
     let ceph_worker = || {
-        stack.worker(&[
-            ("AWS_ENDPOINT_URL_S3", ceph.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", Ceph::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", Ceph::SECRET_KEY),
-            ("HASHGATE_HASH_TABLE", ""),
-            ("HASHGATE_DB", db.to_str().unwrap()),
-            ("HASHGATE_QUARANTINE_BUCKET", "quarantine"),
+        let mut vars = ceph.worker_env(db);
+        vars.extend_from_slice(&[
             ("HASHGATE_INGRESS", "amqp"),
             ("HASHGATE_AMQP_URL", rabbit.url.as_str()),
             ("HASHGATE_AMQP_EXCHANGE", EXCHANGE),
@@ -152,7 +107,8 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
             ("HASHGATE_HTTP_LISTEN", listen.as_str()),
             ("HASHGATE_HTTP_TOKEN", TOKEN),
             ("HASHGATE_LOG", "warn"),
-        ])
+        ]);
+        stack.worker(&vars)
     };
     // A first worker declares the exchange and the queue, then drains and stops, so the
     // events wait in the queue.
@@ -172,24 +128,8 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
     }
     declare.signal("TERM");
     declare.wait_exit(Duration::from_secs(30)).expect("drained");
-    let amqp_port = rabbit
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    ceph.notify(
-        "uploads",
-        TOPIC,
-        &format!("amqp://127.0.0.1:{amqp_port}"),
-        &[
-            &format!("amqp-exchange={EXCHANGE}"),
-            "amqp-ack-level=broker",
-        ],
-    );
-    let ceph_puts = upload_all(&s3, "uploads", n).await;
+    ceph.notify_amqp("uploads", TOPIC, &rabbit, EXCHANGE);
+    let ceph_puts = upload_many(&s3, "uploads", n, 16, key, body).await;
     let (ceph_rate, worker) = measure(n, &listen, ceph_worker).await;
     drop(worker);
 
@@ -197,7 +137,7 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
     let sdk = stack.sdk().await;
     let local_s3 = hashgate_aws::s3_client(&sdk);
     let bucket = stack.var("HASHGATE_UPLOAD_BUCKET").to_string();
-    let local_puts = upload_all(&local_s3, &bucket, n).await;
+    let local_puts = upload_many(&local_s3, &bucket, n, 16, key, body).await;
     let listen = format!("127.0.0.1:{}", free_port());
     let (local_rate, worker) = measure(n, &listen, || {
         stack.worker(&[
@@ -210,29 +150,17 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
     drop(worker);
 
     let round = |x: f64| (x * 10.0).round() / 10.0;
-    let summary = serde_json::json!({
-        "uploads": n,
-        "object_bytes": 16 * 1024,
-        "ceph_amqp_objects_per_second": round(ceph_rate),
-        "ceph_puts_per_second": round(ceph_puts),
-        "local_stack_sqs_objects_per_second": round(local_rate),
-        "local_stack_puts_per_second": round(local_puts),
-        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
-        "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1))
-            .map(|m| m.trim().to_string())),
-    });
-    println!("throughput: {summary}");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    std::fs::write(
-        target.join("throughput.json"),
-        serde_json::to_string_pretty(&summary).unwrap(),
-    )
-    .unwrap();
+    record(
+        "throughput",
+        serde_json::json!({
+            "uploads": n,
+            "object_bytes": 16 * 1024,
+            "ceph_amqp_objects_per_second": round(ceph_rate),
+            "ceph_puts_per_second": round(ceph_puts),
+            "local_stack_sqs_objects_per_second": round(local_rate),
+            "local_stack_puts_per_second": round(local_puts),
+        }),
+    );
 }
 
 /// `hashgate backfill` over a bucket of `HASHGATE_BENCH_BACKFILL_OBJECTS` objects of 1 KiB
@@ -252,68 +180,33 @@ async fn backfill_rate_on_a_full_ceph_bucket() {
     let stack = Stack::start();
     let ceph = Ceph::start();
     let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, "0123456789abcdef0123456789abcdef\n").unwrap();
-    let db = dir.path().join("db");
-    let out = stack
-        .command(bin("hashgate"))
-        .args(["lists", "import", "--db"])
-        .arg(&db)
-        .arg(&list)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let db = local_db(
+        &stack,
+        &dir.path().join("db"),
+        &[b"nothing uploaded is listed"],
     );
     let s3 = ceph.s3().await;
-    for bucket in ["full", "quarantine"] {
-        s3.create_bucket()
-            .bucket(bucket)
-            .object_lock_enabled_for_bucket(bucket == "quarantine")
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
-    }
-    let started = Instant::now();
-    let slots = Arc::new(tokio::sync::Semaphore::new(32));
-    let mut puts = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let slot = slots.clone().acquire_owned().await.expect("a slot");
-        let s3 = s3.clone();
-        puts.spawn(async move {
-            let _slot = slot;
+    ceph.buckets(&s3, &["full", "quarantine"]).await;
+    let fill_rate = upload_many(
+        &s3,
+        "full",
+        n,
+        32,
+        |i| format!("old/{:03}/{i}.bin", i % 500),
+        |i| {
             let mut b = format!("backfill {i}\n").into_bytes();
             b.resize(1024, b'.');
-            s3.put_object()
-                .bucket("full")
-                .key(format!("old/{:03}/{i}.bin", i % 500))
-                .body(b.into())
-                .send()
-                .await
-                .expect("put");
-        });
-        while let Some(done) = puts.try_join_next() {
-            done.expect("an upload");
-        }
-    }
-    while let Some(done) = puts.join_next().await {
-        done.expect("an upload");
-    }
-    let fill_seconds = started.elapsed().as_secs_f64();
+            b
+        },
+    )
+    .await;
 
     let run = |extra: &[&str]| {
         let checkpoint = dir.path().join(format!("checkpoint-{}.json", extra.len()));
         let started = Instant::now();
         let out = stack
             .command(bin("hashgate"))
-            .env("AWS_ENDPOINT_URL_S3", &ceph.endpoint)
-            .env("AWS_ACCESS_KEY_ID", Ceph::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", Ceph::SECRET_KEY)
-            .env("HASHGATE_HASH_TABLE", "")
-            .env("HASHGATE_DB", &db)
-            .env("HASHGATE_QUARANTINE_BUCKET", "quarantine")
+            .envs(ceph.worker_env(db.to_str().unwrap()))
             .args(["backfill", "s3://full", "--json", "--rate", "0"])
             .args(["--concurrency", "16", "--checkpoint"])
             .arg(&checkpoint)
@@ -337,24 +230,17 @@ async fn backfill_rate_on_a_full_ceph_bucket() {
     assert_eq!(scanned["outcomes"]["clean"].as_u64(), Some(n), "{scanned}");
 
     let round = |x: f64| (x * 10.0).round() / 10.0;
-    let summary = serde_json::json!({
-        "objects": n,
-        "object_bytes": 1024,
-        "fill_puts_per_second": round(n as f64 / fill_seconds),
-        "dry_run_seconds": round(list_seconds),
-        "dry_run_objects_per_second": round(n as f64 / list_seconds),
-        "backfill_seconds": round(scan_seconds),
-        "backfill_objects_per_second": round(n as f64 / scan_seconds),
-        "concurrency": 16,
-        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
-    });
-    println!("backfill: {summary}");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    std::fs::write(
-        target.join("backfill.json"),
-        serde_json::to_string_pretty(&summary).unwrap(),
-    )
-    .unwrap();
+    record(
+        "backfill",
+        serde_json::json!({
+            "objects": n,
+            "object_bytes": 1024,
+            "fill_puts_per_second": round(fill_rate),
+            "dry_run_seconds": round(list_seconds),
+            "dry_run_objects_per_second": round(n as f64 / list_seconds),
+            "backfill_seconds": round(scan_seconds),
+            "backfill_objects_per_second": round(n as f64 / scan_seconds),
+            "concurrency": 16,
+        }),
+    );
 }
