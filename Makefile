@@ -99,7 +99,7 @@ bench: venv ## Benchmarks side by side with their references; rewrites BENCHMARK
 SOAK_UPLOADS ?= 10000
 soak: venv $(RABBITMQ) $(RADOSGW) ## 10,000 uploads through Ceph and RabbitMQ under worker kills and pauses; figures in target/soak.json
 	$(CARGO) build -p hashgate-scanner -p hashgate-cli
-	HASHGATE_SOAK_UPLOADS=$(SOAK_UPLOADS) $(CARGO) test -p hashgate-e2e --test soak -- --ignored --nocapture
+	HASHGATE_SOAK_UPLOADS=$(SOAK_UPLOADS) $(CARGO) test -p hashgate-e2e --test soak -- --ignored --nocapture --test-threads 1
 
 bench-workers: venv $(RABBITMQ) $(RADOSGW) ## One worker's uploads per second, Ceph through RabbitMQ and the local stack through SQS (release build); target/throughput.json
 	$(CARGO) build --release -p hashgate-scanner -p hashgate-cli

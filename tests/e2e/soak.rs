@@ -1,24 +1,33 @@
-//! `make soak`: the self-hosted pipeline under sustained load and faults, outside
-//! `make test` (it runs for minutes). A real Ceph RGW publishes the object-created events of
-//! `HASHGATE_SOAK_UPLOADS` uploads (10,000 by default, one in 50 listed) to a real RabbitMQ,
-//! where two AMQP scanner workers consume them, while:
+//! `make soak`: the pipeline under sustained load and faults, outside `make test` (it runs
+//! for minutes), two ways. Each sends `HASHGATE_SOAK_UPLOADS` uploads (10,000 by default) to
+//! two scanner workers, one of which is killed with SIGKILL every
+//! `HASHGATE_SOAK_KILL_SECONDS` (3) and restarted, and must converge: every listed upload
+//! quarantined with exactly one case and gone from its bucket, every other one tagged clean
+//! and byte for byte what was uploaded, nothing left in flight, nothing dead-lettered.
 //!
-//! - a worker is killed with SIGKILL every `HASHGATE_SOAK_KILL_SECONDS` (3) and restarted;
-//! - the store (RGW) is paused with SIGSTOP for 2 s every 10 s;
-//! - the case store (the emulator) is paused for 2 s every 15 s.
+//! - On the local stack (`soak_on_the_local_stack`): S3 notifications through SQS, 1 % of the
+//!   uploads listed, sizes from 1 KiB to 2 MiB, some keys uploaded twice; the workers reach
+//!   the emulator through a proxy that fails 3 % of their requests before the emulator sees
+//!   them and 2 % after it has applied them (the answer lost).
+//! - On Ceph through RabbitMQ (`soak_on_ceph_through_rabbitmq`): a real Ceph RGW publishes to
+//!   a real RabbitMQ, 2 % listed; the store (RGW) is paused with SIGSTOP for 2 s every 10 s
+//!   and the case store (the emulator) for 2 s every 15 s.
 //!
-//! When the uploads are done the faults stop, and the run must converge: every listed upload
-//! quarantined with exactly one case and gone from its bucket, every clean upload tagged
-//! clean and byte for byte what was uploaded, nothing dead-lettered. The figures (uploads
-//! per second, time to converge, kills, pauses) are printed and written to
-//! `target/soak.json`.
+//! The figures (uploads per second, time to converge, kills, faults) are printed and written
+//! to `target/soak-local.json` and `target/soak-ceph.json`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashgate_e2e::{case_ids, local_db, record, tags, upload_many, Ceph, Rabbit, Stack, Worker};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hashgate_e2e::{
+    case_ids, import_list, local_db, record, tags, upload_many, Ceph, Rabbit, Stack, Worker,
+};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
@@ -76,7 +85,7 @@ async fn dead_letters(url: &str) -> u32 {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "minutes long: make soak"]
-async fn soak() {
+async fn soak_on_ceph_through_rabbitmq() {
     let uploads = setting("HASHGATE_SOAK_UPLOADS", 10_000);
     let kill_every = Duration::from_secs(setting("HASHGATE_SOAK_KILL_SECONDS", 3));
     let listed: Vec<u64> = (0..uploads).filter(|i| i % 50 == 7).collect();
@@ -223,7 +232,7 @@ async fn soak() {
     assert_eq!(dead, 0, "dead-lettered messages");
 
     record(
-        "soak",
+        "soak-ceph",
         serde_json::json!({
             "uploads": uploads,
             "listed": listed.len(),
@@ -232,6 +241,301 @@ async fn soak() {
             "worker_kills": kills,
             "store_pauses": rgw_pauses.load(Ordering::SeqCst),
             "case_store_pauses": emulator_pauses.load(Ordering::SeqCst),
+            "upload_seconds": (upload_seconds * 10.0).round() / 10.0,
+            "converged_seconds": (converged_seconds * 10.0).round() / 10.0,
+            "objects_per_second": ((uploads as f64 / converged_seconds) * 10.0).round() / 10.0,
+            "dead_letters": dead,
+        }),
+    );
+    drop(workers);
+}
+
+/// A proxy in front of the emulator that fails a share of the requests it is given: some
+/// with a 503 before the emulator sees them, some with a 500 after the emulator has applied
+/// them (the answer lost), the rest passed through. Which ones is fixed by their order.
+struct FaultProxy {
+    url: String,
+    failed_before: Arc<AtomicU64>,
+    failed_after: Arc<AtomicU64>,
+    passed: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+struct Faults {
+    upstream: String,
+    http: reqwest::Client,
+    before_per_mille: u64,
+    after_per_mille: u64,
+    seen: Arc<AtomicU64>,
+    failed_before: Arc<AtomicU64>,
+    failed_after: Arc<AtomicU64>,
+    passed: Arc<AtomicU64>,
+}
+
+/// The error each service's SDK reads: JSON for the DynamoDB and SQS protocols, XML for S3.
+fn injected(status: StatusCode, headers: &HeaderMap) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    if json {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
+            r#"{"__type":"ServiceUnavailable","message":"injected by the soak"}"#,
+        )
+            .into_response()
+    } else {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/xml")],
+            "<Error><Code>ServiceUnavailable</Code><Message>injected by the soak</Message></Error>",
+        )
+            .into_response()
+    }
+}
+
+async fn forward(State(f): State<Faults>, request: Request) -> Response {
+    let n = f.seen.fetch_add(1, Ordering::SeqCst);
+    // A fixed scramble of the request's number: the same run fails the same requests.
+    let roll = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % 1000;
+    let (parts, body) = request.into_parts();
+    if roll < f.before_per_mille {
+        f.failed_before.fetch_add(1, Ordering::SeqCst);
+        return injected(StatusCode::SERVICE_UNAVAILABLE, &parts.headers);
+    }
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return injected(StatusCode::BAD_REQUEST, &parts.headers);
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut upstream = f
+        .http
+        .request(parts.method.clone(), format!("{}{path}", f.upstream))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name != header::HOST && name != header::CONTENT_LENGTH {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let Ok(answer) = upstream.send().await else {
+        return injected(StatusCode::BAD_GATEWAY, &parts.headers);
+    };
+    if roll < f.before_per_mille + f.after_per_mille {
+        f.failed_after.fetch_add(1, Ordering::SeqCst);
+        return injected(StatusCode::INTERNAL_SERVER_ERROR, &parts.headers);
+    }
+    f.passed.fetch_add(1, Ordering::SeqCst);
+    let status = answer.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        // Content-Length stays: a HEAD's answer has the object's length and no body.
+        if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    (status, headers, bytes).into_response()
+}
+
+impl FaultProxy {
+    async fn start(upstream: &str, before_per_mille: u64, after_per_mille: u64) -> FaultProxy {
+        let faults = Faults {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+            before_per_mille,
+            after_per_mille,
+            seen: Arc::default(),
+            failed_before: Arc::default(),
+            failed_after: Arc::default(),
+            passed: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the proxy");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let proxy = FaultProxy {
+            url,
+            failed_before: faults.failed_before.clone(),
+            failed_after: faults.failed_after.clone(),
+            passed: faults.passed.clone(),
+        };
+        let app = Router::new().fallback(forward).with_state(faults);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        proxy
+    }
+}
+
+fn local_body(i: u64) -> Vec<u8> {
+    let listed = i % 100 == 7;
+    let mut b = format!(
+        "local soak {} {i}\n",
+        if listed { "listed" } else { "clean" }
+    )
+    .into_bytes();
+    let size = if i % 1000 == 500 {
+        2 * 1024 * 1024
+    } else {
+        1024 + (i as usize * 7919) % (256 * 1024)
+    };
+    b.resize(size, b'.');
+    b
+}
+
+/// One upload in a hundred reuses the key of the one before it (both clean).
+fn local_key(i: u64) -> String {
+    let k = if i % 100 == 42 { i - 1 } else { i };
+    format!("soak/{:02}/upload {k}+ü.bin", k % 97)
+}
+
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .expect("queue attributes");
+    let get = |name| {
+        out.attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+        get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "minutes long: make soak"]
+async fn soak_on_the_local_stack() {
+    let uploads = setting("HASHGATE_SOAK_UPLOADS", 10_000);
+    let kill_every = Duration::from_secs(setting("HASHGATE_SOAK_KILL_SECONDS", 3));
+    let listed: Vec<u64> = (0..uploads).filter(|i| i % 100 == 7).collect();
+
+    let stack = Stack::start();
+    let sdk = stack.sdk().await;
+    let s3 = hashgate_aws::s3_client(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let bucket = stack.var("HASHGATE_UPLOAD_BUCKET").to_string();
+    let case_table = stack.var("HASHGATE_CASE_TABLE").to_string();
+    let bodies: Vec<Vec<u8>> = listed.iter().map(|&i| local_body(i)).collect();
+    let bodies: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    import_list(&stack, &bodies, &[]);
+
+    let proxy = FaultProxy::start(stack.var("AWS_ENDPOINT_URL"), 30, 20).await;
+    let start_worker = || {
+        stack.worker(&[
+            ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+            ("HASHGATE_LOG", "warn"),
+        ])
+    };
+    let mut workers = vec![start_worker(), start_worker()];
+
+    let started = Instant::now();
+    let uploader = {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        tokio::spawn(
+            async move { upload_many(&s3, &bucket, uploads, 16, local_key, local_body).await },
+        )
+    };
+    let mut kills = 0u32;
+    let mut victim = 0;
+    while !uploader.is_finished() {
+        tokio::time::sleep(kill_every).await;
+        workers[victim].signal("KILL");
+        let _ = workers[victim].wait_exit(Duration::from_secs(10));
+        workers[victim] = start_worker();
+        kills += 1;
+        victim = 1 - victim;
+    }
+    uploader.await.expect("uploads");
+    let upload_seconds = started.elapsed().as_secs_f64();
+
+    // Convergence: a case for every listed upload, nothing waiting or in flight.
+    let scan_queue = stack.var("HASHGATE_SCAN_QUEUE_URL").to_string();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let cases = case_ids(&dynamo, &case_table).await.len();
+        let (waiting, in_flight) = queue_depth(&sqs, &scan_queue).await;
+        if cases >= listed.len() && waiting == 0 && in_flight == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not converged: {cases} cases of {}, {waiting} waiting, {in_flight} in flight",
+            listed.len()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let converged_seconds = started.elapsed().as_secs_f64();
+
+    // Exactly one case per listed upload, each gone; every other key tagged clean, its
+    // bytes one of the bodies uploaded under it.
+    let ids = case_ids(&dynamo, &case_table).await;
+    assert_eq!(ids.len(), listed.len(), "one case per listed upload");
+    for &i in &listed {
+        assert!(
+            s3.head_object()
+                .bucket(&bucket)
+                .key(local_key(i))
+                .send()
+                .await
+                .is_err(),
+            "{} still in the uploads",
+            local_key(i)
+        );
+    }
+    let clean: BTreeSet<u64> = (0..uploads)
+        .filter(|i| i % 100 != 7 && i % 100 != 41)
+        .collect();
+    for &i in &clean {
+        let key = local_key(i);
+        let t = tags(&s3, &bucket, &key, None).await;
+        assert_eq!(
+            t.get("hashgate-scan").map(String::as_str),
+            Some("clean"),
+            "{key}"
+        );
+        if i % 10 == 0 || i % 100 == 42 {
+            let got = s3
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("a clean upload");
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            let candidates = if i % 100 == 42 {
+                vec![local_body(i), local_body(i - 1)]
+            } else {
+                vec![local_body(i)]
+            };
+            assert!(
+                candidates.iter().any(|c| c.as_slice() == bytes.as_ref()),
+                "{key}: not what was uploaded"
+            );
+        }
+    }
+    let (dead, _) = queue_depth(&sqs, stack.var("HASHGATE_SCAN_DLQ_URL")).await;
+    assert_eq!(dead, 0, "dead-lettered messages");
+
+    record(
+        "soak-local",
+        serde_json::json!({
+            "uploads": uploads,
+            "listed": listed.len(),
+            "cases": ids.len(),
+            "workers": 2,
+            "worker_kills": kills,
+            "requests_failed_before": proxy.failed_before.load(Ordering::SeqCst),
+            "requests_failed_after": proxy.failed_after.load(Ordering::SeqCst),
+            "requests_passed": proxy.passed.load(Ordering::SeqCst),
             "upload_seconds": (upload_seconds * 10.0).round() / 10.0,
             "converged_seconds": (converged_seconds * 10.0).round() / 10.0,
             "objects_per_second": ((uploads as f64 / converged_seconds) * 10.0).round() / 10.0,

@@ -87,10 +87,14 @@ pub const VARIABLES: &[Variable] = &[
     },
 ];
 
-/// Worker mode (outside Lambda) polls the scan queue itself.
+/// Worker mode (outside Lambda) polls the scan queue itself, leasing what it takes.
 pub const WORKER: &[Need] = &[Need::new(
-    &["ReceiveMessage", "DeleteMessage"],
-    &["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+    &["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility"],
+    &[
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    ],
     Resource::ScanQueue,
 )];
 

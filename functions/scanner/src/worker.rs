@@ -2,13 +2,50 @@
 //! Lambda. A message is deleted only after everything in it was handled; a failed one
 //! becomes visible again and, after the queue's maxReceiveCount, goes to its dead-letter
 //! queue. It is ready (`/readyz`) while its last receive succeeded.
+//!
+//! The queue's own visibility timeout is sized for Lambda (hours); a worker takes its
+//! messages for [`LEASE`] only and extends the lease every [`RENEW`] while it works on them,
+//! so the messages of a worker that was killed are back on the queue within a minute, not
+//! hours later.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hashgate_core::event::parse_body;
 
 use crate::app::DeployedApp;
 use crate::ops::Readiness;
+
+/// How long a received message stays invisible to other workers.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// How often the lease of the messages in hand is renewed.
+pub const RENEW: Duration = Duration::from_secs(20);
+
+/// Renew the lease of `handles` every [`RENEW`] until dropped (aborted).
+fn keep_leased(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    handles: Vec<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RENEW).await;
+            for handle in &handles {
+                // A message already deleted cannot be renewed: that is fine.
+                if let Err(e) = sqs
+                    .change_message_visibility()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(LEASE.as_secs() as i32)
+                    .send()
+                    .await
+                {
+                    tracing::debug!(error = ?e, "cannot renew a message's lease");
+                }
+            }
+        }
+    })
+}
 
 /// Poll until `shutdown` resolves; the messages in hand are finished first (a poll in
 /// progress is abandoned: what it would have received stays on the queue).
@@ -31,6 +68,7 @@ pub async fn run(
             .receive_message()
             .queue_url(&queue_url)
             .max_number_of_messages(10)
+            .visibility_timeout(LEASE.as_secs() as i32)
             .wait_time_seconds(wait)
             .send();
         let out = tokio::select! {
@@ -53,6 +91,12 @@ pub async fn run(
                 continue;
             }
         };
+        let handles = out
+            .messages()
+            .iter()
+            .filter_map(|m| m.receipt_handle().map(str::to_string))
+            .collect();
+        let lease = keep_leased(sqs.clone(), queue_url.clone(), handles);
         for message in out.messages() {
             let id = message.message_id().unwrap_or("?");
             let ok = match parse_body(message.body().unwrap_or_default()) {
@@ -77,5 +121,7 @@ pub async fn run(
                 }
             }
         }
+        // What failed stays leased no longer: back on the queue within a lease.
+        lease.abort();
     }
 }
