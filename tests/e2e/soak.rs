@@ -58,6 +58,33 @@ fn key(i: u64) -> String {
     format!("soak/{:02}/upload {i}+ü.bin", i % 97)
 }
 
+/// Until `uploader` is done, kill a worker with SIGKILL every `every`, in turn, and start
+/// it again with `restart`; say how it goes every 30 kills. The number of kills.
+async fn kill_in_turn<T>(
+    workers: &mut [Worker],
+    every: Duration,
+    uploader: &tokio::task::JoinHandle<T>,
+    restart: impl Fn(usize) -> Worker,
+    started: Instant,
+) -> u32 {
+    let mut kills = 0u32;
+    while !uploader.is_finished() {
+        tokio::time::sleep(every).await;
+        let victim = kills as usize % workers.len();
+        workers[victim].signal("KILL");
+        let _ = workers[victim].wait_exit(Duration::from_secs(10));
+        workers[victim] = restart(victim);
+        kills += 1;
+        if kills % 30 == 0 {
+            eprintln!(
+                "soak: {:.0} s, uploading, {kills} workers killed",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    kills
+}
+
 fn signal(pid: u32, signal: &str) {
     let _ = std::process::Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
@@ -159,16 +186,7 @@ async fn soak_on_ceph_through_rabbitmq() {
             .await
         })
     };
-    let mut kills = 0u32;
-    let mut victim = 0;
-    while !uploader.is_finished() {
-        tokio::time::sleep(kill_every).await;
-        workers[victim].signal("KILL");
-        let _ = workers[victim].wait_exit(Duration::from_secs(10));
-        workers[victim] = start_worker(victim);
-        kills += 1;
-        victim = 1 - victim;
-    }
+    let kills = kill_in_turn(&mut workers, kill_every, &uploader, start_worker, started).await;
     uploader.await.expect("uploads");
     let upload_seconds = started.elapsed().as_secs_f64();
     faulting.store(false, Ordering::SeqCst);
@@ -197,6 +215,11 @@ async fn soak_on_ceph_through_rabbitmq() {
             }
         }
         untagged = still;
+        eprintln!(
+            "soak: {:.0} s, {} clean uploads not tagged yet",
+            started.elapsed().as_secs_f64(),
+            untagged.len()
+        );
         if !untagged.is_empty() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -444,16 +467,14 @@ async fn soak_on_the_local_stack() {
             async move { upload_many(&s3, &bucket, uploads, 16, local_key, local_body).await },
         )
     };
-    let mut kills = 0u32;
-    let mut victim = 0;
-    while !uploader.is_finished() {
-        tokio::time::sleep(kill_every).await;
-        workers[victim].signal("KILL");
-        let _ = workers[victim].wait_exit(Duration::from_secs(10));
-        workers[victim] = start_worker();
-        kills += 1;
-        victim = 1 - victim;
-    }
+    let kills = kill_in_turn(
+        &mut workers,
+        kill_every,
+        &uploader,
+        |_| start_worker(),
+        started,
+    )
+    .await;
     uploader.await.expect("uploads");
     let upload_seconds = started.elapsed().as_secs_f64();
 
@@ -466,12 +487,13 @@ async fn soak_on_the_local_stack() {
         if cases >= listed.len() && waiting == 0 && in_flight == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "not converged: {cases} cases of {}, {waiting} waiting, {in_flight} in flight",
+        let status = format!(
+            "{cases} cases of {}, {waiting} waiting, {in_flight} in flight",
             listed.len()
         );
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(Instant::now() < deadline, "not converged: {status}");
+        eprintln!("soak: {:.0} s, {status}", started.elapsed().as_secs_f64());
+        tokio::time::sleep(Duration::from_secs(10)).await;
     }
     let converged_seconds = started.elapsed().as_secs_f64();
 
