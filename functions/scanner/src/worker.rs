@@ -91,6 +91,10 @@ pub async fn run(
                 continue;
             }
         };
+        // An empty long poll has nothing to lease.
+        if out.messages().is_empty() {
+            continue;
+        }
         let handles = out
             .messages()
             .iter()
