@@ -93,17 +93,19 @@ bench: venv ## Benchmarks side by side with their references; rewrites BENCHMARK
 	$(CARGO) build --release -p hashgate-cli -p hashgate-scanner -p hashgate-review-api -p hashgate-bench
 	$(CARGO_TARGET_DIR)/release/hashgate-bench --write BENCHMARKS.md
 
-# The self-hosted pipeline for minutes: a real Ceph RGW and RabbitMQ, two AMQP workers killed
-# in turn every few seconds, the store and the case store paused now and then; it must
+# The pipeline for minutes, two ways: on the local stack through SQS with the emulator failing
+# a share of the workers' requests, and on a real Ceph RGW and RabbitMQ with the store and the
+# case store paused now and then; two workers killed in turn every few seconds. Each must
 # converge with one case per listed upload and every clean upload tagged (tests/e2e/soak.rs).
+# Release build, so that the rates printed are the workers' and not the test build's.
 SOAK_UPLOADS ?= 10000
-soak: venv $(RABBITMQ) $(RADOSGW) ## 10,000 uploads through Ceph and RabbitMQ under worker kills and pauses; figures in target/soak.json
-	$(CARGO) build -p hashgate-scanner -p hashgate-cli
-	HASHGATE_SOAK_UPLOADS=$(SOAK_UPLOADS) $(CARGO) test -p hashgate-e2e --test soak -- --ignored --nocapture --test-threads 1
+soak: venv $(RABBITMQ) $(RADOSGW) ## 10,000 uploads on the local stack (emulator faults) and on Ceph through RabbitMQ (pauses), workers killed; release build; target/soak-*.json
+	$(CARGO) build --release -p hashgate-scanner -p hashgate-cli
+	HASHGATE_SOAK_UPLOADS=$(SOAK_UPLOADS) $(CARGO) test --release -p hashgate-e2e --test soak -- --ignored --nocapture --test-threads 1
 
 bench-workers: venv $(RABBITMQ) $(RADOSGW) ## One worker's uploads per second, Ceph through RabbitMQ and the local stack through SQS (release build); target/throughput.json
 	$(CARGO) build --release -p hashgate-scanner -p hashgate-cli
-	$(CARGO) test --release -p hashgate-e2e --test throughput -- --ignored --nocapture
+	$(CARGO) test --release -p hashgate-e2e --test throughput -- --ignored --nocapture --test-threads 1
 
 bench-engines: ## Compare embedded storage engines for the exact store (10M entries)
 	$(CARGO) run --release -p hashgate-bench --features engines --bin store-engines -- 10000000

@@ -6,7 +6,8 @@
 //! and byte for byte what was uploaded, nothing left in flight, nothing dead-lettered.
 //!
 //! - On the local stack (`soak_on_the_local_stack`): S3 notifications through SQS, 1 % of the
-//!   uploads listed, sizes from 1 KiB to 2 MiB, some keys uploaded twice; the workers reach
+//!   uploads listed, sizes from 1 KiB to 2 MiB (most under 129 KiB), some keys uploaded
+//!   twice, `HASHGATE_SOAK_UPLOADERS` (4) at a time; the workers reach
 //!   the emulator through a proxy that fails 3 % of their requests before the emulator sees
 //!   them and 2 % after it has applied them (the answer lost).
 //! - On Ceph through RabbitMQ (`soak_on_ceph_through_rabbitmq`): a real Ceph RGW publishes to
@@ -171,7 +172,8 @@ async fn soak_on_ceph_through_rabbitmq() {
             }
         })
     };
-    let rgw_faults = pauser(ceph.rgw_pid(), 10, rgw_pauses.clone());
+    let rgw = ceph.rgw_pid();
+    let rgw_faults = pauser(rgw, 10, rgw_pauses.clone());
     let emulator_faults = pauser(stack.emulator_pid(), 15, emulator_pauses.clone());
 
     // The uploads, 16 at a time, while a worker is killed every few seconds.
@@ -187,12 +189,21 @@ async fn soak_on_ceph_through_rabbitmq() {
         })
     };
     let kills = kill_in_turn(&mut workers, kill_every, &uploader, start_worker, started).await;
-    uploader.await.expect("uploads");
+    if let Err(e) = uploader.await {
+        // The gateway is paused, never killed: if it is gone, it crashed (the kernel log
+        // says how), which is the store's failure, not the workers'.
+        assert!(
+            std::path::Path::new(&format!("/proc/{rgw}")).exists(),
+            "radosgw (pid {rgw}) died during the uploads: a crash of the gateway itself, \
+             see its log below and the kernel log (dmesg)"
+        );
+        panic!("uploads: {e}");
+    }
     let upload_seconds = started.elapsed().as_secs_f64();
     faulting.store(false, Ordering::SeqCst);
     let _ = tokio::join!(rgw_faults, emulator_faults);
     // Nothing left paused.
-    signal(ceph.rgw_pid(), "CONT");
+    signal(rgw, "CONT");
     signal(stack.emulator_pid(), "CONT");
 
     // Convergence: every listed upload a case, every clean one tagged.
@@ -398,7 +409,7 @@ fn local_body(i: u64) -> Vec<u8> {
     let size = if i % 1000 == 500 {
         2 * 1024 * 1024
     } else {
-        1024 + (i as usize * 7919) % (256 * 1024)
+        1024 + (i as usize * 7919) % (128 * 1024)
     };
     b.resize(size, b'.');
     b
@@ -438,6 +449,9 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
 async fn soak_on_the_local_stack() {
     let uploads = setting("HASHGATE_SOAK_UPLOADS", 10_000);
     let kill_every = Duration::from_secs(setting("HASHGATE_SOAK_KILL_SECONDS", 3));
+    // The emulator answers on one thread: sixteen uploaders kept it so busy that a worker,
+    // killed every few seconds, rarely got past its start-up, and the queue only grew.
+    let uploaders = setting("HASHGATE_SOAK_UPLOADERS", 4) as usize;
     let listed: Vec<u64> = (0..uploads).filter(|i| i % 100 == 7).collect();
 
     let stack = Stack::start();
@@ -463,9 +477,9 @@ async fn soak_on_the_local_stack() {
     let started = Instant::now();
     let uploader = {
         let (s3, bucket) = (s3.clone(), bucket.clone());
-        tokio::spawn(
-            async move { upload_many(&s3, &bucket, uploads, 16, local_key, local_body).await },
-        )
+        tokio::spawn(async move {
+            upload_many(&s3, &bucket, uploads, uploaders, local_key, local_body).await
+        })
     };
     let kills = kill_in_turn(
         &mut workers,
