@@ -103,7 +103,7 @@ soak: venv $(RABBITMQ) $(RADOSGW) ## 10,000 uploads on the local stack (emulator
 	$(CARGO) build --release -p hashgate-scanner -p hashgate-cli
 	HASHGATE_SOAK_UPLOADS=$(SOAK_UPLOADS) $(CARGO) test --release -p hashgate-e2e --test soak -- --ignored --nocapture --test-threads 1
 
-bench-workers: venv $(RABBITMQ) $(RADOSGW) ## One worker's uploads per second, Ceph through RabbitMQ and the local stack through SQS (release build); target/throughput.json
+bench-workers: venv $(RABBITMQ) $(RADOSGW) ## One worker's uploads per second (Ceph through RabbitMQ, the local stack through SQS) and backfill over 100,000 objects; release build; target/throughput.json, target/backfill.json
 	$(CARGO) build --release -p hashgate-scanner -p hashgate-cli
 	$(CARGO) test --release -p hashgate-e2e --test throughput -- --ignored --nocapture --test-threads 1
 

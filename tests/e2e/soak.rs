@@ -86,6 +86,19 @@ async fn kill_in_turn<T>(
     kills
 }
 
+/// Whether `pid` is a live process: not gone, and not a zombie (a daemon's parent here may
+/// be an init that never reaps, so a crashed gateway can linger in the process table).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the parenthesised command name, which may hold spaces.
+            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+            Some(!matches!(state, "Z" | "X"))
+        })
+        .unwrap_or(false)
+}
+
 fn signal(pid: u32, signal: &str) {
     let _ = std::process::Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
@@ -193,7 +206,7 @@ async fn soak_on_ceph_through_rabbitmq() {
         // The gateway is paused, never killed: if it is gone, it crashed (the kernel log
         // says how), which is the store's failure, not the workers'.
         assert!(
-            std::path::Path::new(&format!("/proc/{rgw}")).exists(),
+            running(rgw),
             "radosgw (pid {rgw}) died during the uploads: a crash of the gateway itself, \
              see its log below and the kernel log (dmesg)"
         );
