@@ -496,20 +496,22 @@ pub fn local_db(stack: &Stack, dir: &Path, bodies: &[&[u8]]) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// Upload `n` objects, `key(i)` and `body(i)`, `at_once` at a time; the rate in PUTs a
-/// second. A failed PUT is retried (the store may be paused) up to 20 times.
+/// Upload the objects `key(i)` and `body(i)` for each `i` of `uploads`, `at_once` at a time;
+/// the rate in PUTs a second. A failed PUT is retried every half second (the store may be
+/// paused or starting again) for a minute.
 pub async fn upload_many(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
-    n: u64,
+    uploads: std::ops::Range<u64>,
     at_once: usize,
     key: fn(u64) -> String,
     body: impl Fn(u64) -> Vec<u8>,
 ) -> f64 {
     let started = Instant::now();
+    let n = uploads.end - uploads.start;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
     let mut puts = tokio::task::JoinSet::new();
-    for i in 0..n {
+    for i in uploads {
         let slot = slots.clone().acquire_owned().await.expect("a slot");
         let (s3, bucket, body) = (s3.clone(), bucket.to_string(), body(i));
         puts.spawn(async move {
@@ -524,7 +526,7 @@ pub async fn upload_many(
                 .await
             {
                 tries += 1;
-                assert!(tries < 20, "put {}: {e:?}", key(i));
+                assert!(tries < 120, "put {}: {e:?}", key(i));
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
@@ -1096,6 +1098,30 @@ impl Ceph {
             .trim()
             .parse()
             .expect("a process id")
+    }
+
+    /// Start the gateway again after it died, as a service manager would (the cluster, its
+    /// buckets, users and topics live on); its new process id once it answers.
+    pub fn restart_gateway(&self) -> u32 {
+        let status = Command::new("radosgw")
+            .arg("-c")
+            .arg(self.dir.path().join("ceph.conf"))
+            .args(["-n", "client.rgw.a"])
+            .status()
+            .expect("run radosgw");
+        assert!(
+            status.success(),
+            "radosgw did not start again:\n{}",
+            self.log()
+        );
+        let address = self.endpoint.trim_start_matches("http://").to_string();
+        for _ in 0..240 {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                return self.rgw_pid();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("radosgw did not answer again:\n{}", self.log());
     }
 
     /// Create `buckets`; one named `quarantine` gets Object Lock.

@@ -129,7 +129,7 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
     declare.signal("TERM");
     declare.wait_exit(Duration::from_secs(30)).expect("drained");
     ceph.notify_amqp("uploads", TOPIC, &rabbit, EXCHANGE);
-    let ceph_puts = upload_many(&s3, "uploads", n, 16, key, body).await;
+    let ceph_puts = upload_many(&s3, "uploads", 0..n, 16, key, body).await;
     let (ceph_rate, worker) = measure(n, &listen, ceph_worker).await;
     drop(worker);
 
@@ -137,7 +137,7 @@ async fn one_workers_throughput_on_ceph_through_rabbitmq_and_on_the_local_stack(
     let sdk = stack.sdk().await;
     let local_s3 = hashgate_aws::s3_client(&sdk);
     let bucket = stack.var("HASHGATE_UPLOAD_BUCKET").to_string();
-    let local_puts = upload_many(&local_s3, &bucket, n, 16, key, body).await;
+    let local_puts = upload_many(&local_s3, &bucket, 0..n, 16, key, body).await;
     let listen = format!("127.0.0.1:{}", free_port());
     let (local_rate, worker) = measure(n, &listen, || {
         stack.worker(&[
@@ -190,7 +190,7 @@ async fn backfill_rate_on_a_full_ceph_bucket() {
     let fill_rate = upload_many(
         &s3,
         "full",
-        n,
+        0..n,
         32,
         |i| format!("old/{:03}/{i}.bin", i % 500),
         |i| {
