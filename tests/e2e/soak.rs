@@ -126,6 +126,32 @@ async fn dead_letters(url: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// `hashgate backfill` over `bucket` with `env`, checkpointed at `checkpoint`, as an
+/// operator recovers the events a store lost; its JSON summary.
+fn backfill(
+    stack: &Stack,
+    env: &[(&str, &str)],
+    bucket: &str,
+    checkpoint: &std::path::Path,
+) -> serde_json::Value {
+    let out = stack
+        .command(bin("hashgate"))
+        .envs(env.iter().copied())
+        .args(["backfill", &format!("s3://{bucket}"), "--json"])
+        .args(["--concurrency", "8", "--rate", "0", "--checkpoint"])
+        .arg(checkpoint)
+        .output()
+        .expect("run hashgate backfill");
+    // 0: all clean; 1: matches found (listed uploads whose events were lost).
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "backfill of s3://{bucket}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("backfill's JSON summary")
+}
+
 /// Which of the uploads `of` are not tagged clean yet, read 16 at a time.
 async fn not_clean(s3: &aws_sdk_s3::Client, bucket: &str, of: &BTreeSet<u64>) -> BTreeSet<u64> {
     let mut reads = tokio::task::JoinSet::new();
@@ -276,23 +302,13 @@ async fn soak_on_ceph_through_rabbitmq() {
     signal(stack.emulator_pid(), "CONT");
 
     // After a crash of the gateway, the bucket scanned again for what its events missed.
-    let backfill = if gateway_restarts.load(Ordering::SeqCst) > 0 {
-        let out = stack
-            .command(bin("hashgate"))
-            .envs(ceph.worker_env(&dbs[2]))
-            .args(["backfill", "s3://uploads", "--json", "--concurrency", "8"])
-            .args(["--rate", "0", "--checkpoint"])
-            .arg(dir.path().join("backfill.json"))
-            .output()
-            .expect("run hashgate backfill");
-        // 0: all clean; 1: matches found (listed uploads whose events were lost).
-        assert!(
-            matches!(out.status.code(), Some(0 | 1)),
-            "backfill after the gateway's crash: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("backfill's JSON summary")
+    let backfilled = if gateway_restarts.load(Ordering::SeqCst) > 0 {
+        backfill(
+            &stack,
+            &ceph.worker_env(&dbs[2]),
+            "uploads",
+            &dir.path().join("backfill.json"),
+        )
     } else {
         serde_json::Value::Null
     };
@@ -362,7 +378,7 @@ async fn soak_on_ceph_through_rabbitmq() {
             "store_pauses": rgw_pauses.load(Ordering::SeqCst),
             "case_store_pauses": emulator_pauses.load(Ordering::SeqCst),
             "gateway_restarts": gateway_restarts.load(Ordering::SeqCst),
-            "backfill_after_restart": backfill,
+            "backfill_after_restart": backfilled,
             "upload_seconds": (upload_seconds * 10.0).round() / 10.0,
             "converged_seconds": (converged_seconds * 10.0).round() / 10.0,
             "objects_per_second": ((uploads as f64 / converged_seconds) * 10.0).round() / 10.0,
@@ -641,7 +657,7 @@ async fn soak_on_the_local_stack() {
         }
     }
     let missed_cases = listed.len() - case_ids(&dynamo, &case_table).await.len().min(listed.len());
-    let backfill = if missed.is_empty() && missed_cases == 0 {
+    let backfilled = if missed.is_empty() && missed_cases == 0 {
         serde_json::Value::Null
     } else {
         eprintln!(
@@ -651,21 +667,7 @@ async fn soak_on_the_local_stack() {
             &missed[..missed.len().min(5)]
         );
         let dir = tempfile::tempdir().unwrap();
-        let out = stack
-            .command(bin("hashgate"))
-            .args(["backfill", &format!("s3://{bucket}"), "--json"])
-            .args(["--concurrency", "8", "--rate", "0", "--checkpoint"])
-            .arg(dir.path().join("backfill.json"))
-            .output()
-            .expect("run hashgate backfill");
-        // 0: all clean; 1: matches found (listed uploads whose events were lost).
-        assert!(
-            matches!(out.status.code(), Some(0 | 1)),
-            "backfill: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("backfill's JSON summary")
+        backfill(&stack, &[], &bucket, &dir.path().join("backfill.json"))
     };
 
     // Exactly one case per listed upload, each gone; every other key tagged clean, its
@@ -754,7 +756,7 @@ async fn soak_on_the_local_stack() {
             "objects_per_second": ((uploads as f64 / converged_seconds) * 10.0).round() / 10.0,
             "dead_letters": dead,
             "events_lost": missed.len() + missed_cases,
-            "backfill_after_loss": backfill,
+            "backfill_after_loss": backfilled,
         }),
     );
     drop(workers);
