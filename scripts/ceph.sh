@@ -4,6 +4,7 @@
 # ceph-mon, ceph-osd and radosgw (make test installs them).
 #
 #   scripts/ceph.sh start DIR MON_PORT RGW_PORT ACCESS_KEY SECRET_KEY
+#   scripts/ceph.sh gateway DIR RGW_PORT   # start the gateway again (after it died)
 #   scripts/ceph.sh stop DIR
 #
 # `start` returns once the gateway answers and the S3 user exists; the daemons' logs are in
@@ -27,10 +28,21 @@ stop() {
     done
 }
 
-if [ "$command" = stop ]; then
-    stop
-    exit 0
-fi
+# Start RGW on the cluster in $dir and wait until it answers on $1.
+gateway() {
+    radosgw -c "$dir/ceph.conf" -n client.rgw.a
+    for _ in $(seq 240); do
+        curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0
+        sleep 0.5
+    done
+    echo "ceph.sh: RGW did not answer" >&2
+    return 1
+}
+
+case "$command" in
+    stop) stop; exit 0 ;;
+    gateway) gateway "${3:?gateway port}"; exit ;;
+esac
 
 mon_port=${3:?monitor port}
 rgw_port=${4:?gateway port}
@@ -98,12 +110,7 @@ for _ in $(seq 120); do
     sleep 0.5
 done
 ceph osd dump | grep -q '^osd.0 up' || { echo "ceph.sh: the OSD did not come up" >&2; exit 1; }
-radosgw -c "$conf" -n client.rgw.a
-for _ in $(seq 240); do
-    curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/" && break
-    sleep 0.5
-done
-curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/" || { echo "ceph.sh: RGW did not answer" >&2; exit 1; }
+gateway "$rgw_port"
 radosgw-admin -c "$conf" user create --uid=hashgate --display-name=hashgate \
     --access-key="$access_key" --secret-key="$secret_key" >/dev/null
 echo "http://127.0.0.1:$rgw_port"

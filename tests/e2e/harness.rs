@@ -1103,25 +1103,24 @@ impl Ceph {
     /// Start the gateway again after it died, as a service manager would (the cluster, its
     /// buckets, users and topics live on); its new process id once it answers.
     pub fn restart_gateway(&self) -> u32 {
-        let status = Command::new("radosgw")
-            .arg("-c")
-            .arg(self.dir.path().join("ceph.conf"))
-            .args(["-n", "client.rgw.a"])
-            .status()
-            .expect("run radosgw");
+        let port = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .expect("the gateway's port");
+        let out = Command::new(repo_root().join("scripts/ceph.sh"))
+            .arg("gateway")
+            .arg(self.dir.path())
+            .arg(port)
+            .output()
+            .expect("run scripts/ceph.sh");
         assert!(
-            status.success(),
-            "radosgw did not start again:\n{}",
+            out.status.success(),
+            "radosgw did not start again:\n{}{}",
+            String::from_utf8_lossy(&out.stderr),
             self.log()
         );
-        let address = self.endpoint.trim_start_matches("http://").to_string();
-        for _ in 0..240 {
-            if std::net::TcpStream::connect(&address).is_ok() {
-                return self.rgw_pid();
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        panic!("radosgw did not answer again:\n{}", self.log());
+        self.rgw_pid()
     }
 
     /// Create `buckets`; one named `quarantine` gets Object Lock.
